@@ -2,9 +2,9 @@
 out, fingerprints, analytic costs, and (in `space.py`) sampling and STAR-style operators.
 
 No torch here: the dashboard and storage import this package."""
-from .errors import GenomeError
+from .errors import GenomeError, UserError
 from .genome import Architecture, Block, ParallelGroup, RecursionGroup, RecursionItem, BlockSite, RecursionSite, MixerSite
 from .registry import CHANNEL_MIXERS, TOKEN_MIXERS
 
 __all__ = ["Architecture", "Block", "ParallelGroup", "RecursionGroup", "RecursionItem", "BlockSite",
-           "RecursionSite", "MixerSite", "GenomeError", "TOKEN_MIXERS", "CHANNEL_MIXERS"]
+           "RecursionSite", "MixerSite", "GenomeError", "UserError", "TOKEN_MIXERS", "CHANNEL_MIXERS"]

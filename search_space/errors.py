@@ -7,7 +7,16 @@ untouched. The CLI turns it into one line per problem and exit code 2.
 from __future__ import annotations
 
 
-class GenomeError(Exception):
+class UserError(Exception):
+    """Base of every error a user's input can cause (bad file, bad flag, bad URL, unreachable
+    server). The CLI prints it as one line per problem and exits with code 2; anything else is a
+    bug and keeps its traceback."""
+
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+class GenomeError(UserError):
     def __init__(self, problems: list[tuple[str, str]] | str, source: str | None = None):
         if isinstance(problems, str):
             problems = [("", problems)]
