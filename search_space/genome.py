@@ -293,6 +293,14 @@ class Architecture(_Frozen):
             else:
                 b = item.model_dump(mode="json", exclude={"repeat"})
                 items.extend([b] * item.repeat)
+        # Share keys are labels: the same sharing under other key names, or a key only one layer
+        # uses, is the same architecture. Rename by first use; drop keys used once.
+        uses: dict[str, int] = {}
+        for b in items:
+            if b.get("share") is not None:
+                uses[b["share"]] = uses.get(b["share"], 0) + 1
+        names = {k: f"s{i}" for i, k in enumerate(k for k, n in uses.items() if n > 1)}
+        items = [dict(b, share=names.get(b["share"])) if "share" in b else b for b in items]
         d = self.model_dump(mode="json", exclude={"name", "blocks"})
         d["blocks"] = items
         return d
