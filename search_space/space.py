@@ -265,9 +265,11 @@ class SearchSpace(_Strict):
                      "combine": _cat(t, f"{p}.combine", self.parallel.combiners)}
         else:
             mixer = self._draw_mixer(t, p, list(self.token_mixers))
-        ch = _cat(t, f"{p}.channel", list(self.channel_mixers))
-        channel = {"type": ch, **{k: _cat(t, f"{p}.{ch}.{k}", list(v)) for k, v in self._cm[ch].items()}}
-        return {"mixer": mixer, "channel": channel}
+        return {"mixer": mixer, "channel": self._draw_channel(t, p, list(self.channel_mixers))}
+
+    def _draw_channel(self, t, p: str, names: list[str]) -> dict:
+        ch = _cat(t, f"{p}.channel", names)
+        return {"type": ch, **{k: _cat(t, f"{p}.{ch}.{k}", list(v)) for k, v in self._cm[ch].items()}}
 
     def _draw_mixer(self, t, p: str, names: list[str]) -> dict:
         m = _cat(t, f"{p}.mixer", names)
