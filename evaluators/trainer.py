@@ -1,0 +1,207 @@
+"""The trainer: one model per task, trained side by side, with reports and divergence checks.
+
+- AdamW (fused on CUDA), linear warmup then cosine decay to `min_lr_frac`, gradient clipping,
+  bf16 autocast on CUDA (fp32 on CPU); loss = cross-entropy over scored positions plus the
+  model's auxiliary loss (`model.aux_loss()`, MoE balancing and recursion routers).
+- After every optimiser step `model.update_router_biases()` (MoE bias balancing) if present.
+- The budget is in tokens: steps = tokens // (batch x input length) per task.
+- All task runs advance together (one step of each per round), so an intermediate report sees
+  every task at the same fraction of its budget: that is what ASHA-style early stopping
+  compares between trials.
+- Every `report_every` rounds and at the end: evaluation on a fixed subset of the test set,
+  then `report(step, metrics)`. A truthy return value stops the trial (status "pruned").
+- Divergence: a non-finite loss, or a loss above `explode_factor * ln(vocab)`, raises
+  `TrialFailed("diverged: ...")`. On CPU this is checked every step (a host read is free);
+  on CUDA only at report points, so the hot loop never waits for the host.
+- Deterministic on CPU given the seed: the data generators are `torch.Generator`s seeded from
+  the trial seed, and the model is built right after `torch.manual_seed`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .tasks.base import IGNORE, accuracy
+
+Report = Callable[[int, dict], "bool | None"]
+
+
+class TrialFailed(Exception):
+    """Ends a trial as failed; the message is the stored reason."""
+
+
+class TrialStopped(Exception):
+    """The report callback asked to stop (early stopping)."""
+
+
+@dataclass
+class Schedule:
+    steps: int
+    warmup_frac: float = 0.1
+    min_lr_frac: float = 0.1
+
+    def __call__(self, step: int) -> float:
+        warm = int(self.warmup_frac * self.steps)
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, self.steps - warm)
+        return self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def lm_loss(model, inputs_BT: torch.Tensor, targets_BT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(task loss, task loss + aux loss)."""
+    logits_BTV = model(inputs_BT)
+    loss = F.cross_entropy(logits_BTV.float().flatten(0, 1), targets_BT.flatten(), ignore_index=IGNORE)
+    aux = model.aux_loss() if hasattr(model, "aux_loss") else None
+    total = loss if aux is None else loss + aux
+    return loss, total
+
+
+@dataclass
+class TaskRun:
+    """One model learning one task (a synthetic task or the text task)."""
+    name: str
+    task: object                 # has sample(n, generator, split), vocab_size, input_len
+    model: torch.nn.Module
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    device: torch.device
+    seed: int
+    grad_clip: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_frac: float = 0.1
+    min_lr_frac: float = 0.1
+    train_examples: int | None = None
+    step_count: int = 0
+    losses: list = field(default_factory=list)   # device scalars since the last report
+    tokens: int = 0
+
+    def __post_init__(self):
+        self.model.to(self.device).train()
+        cuda = self.device.type == "cuda"
+        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
+        other = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": other, "weight_decay": 0.0}],
+            lr=self.lr, betas=self.betas, fused=cuda)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, Schedule(self.steps, self.warmup_frac, self.min_lr_frac))
+        self.gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+        self.data = None
+        if self.train_examples:  # a fixed training set, visited in shuffled epochs (MAD)
+            self.data = self.task.sample(self.train_examples, self.gen, "train")
+            self.perm = torch.empty(0, dtype=torch.long, device=self.device)
+
+    def batch(self):
+        if self.data is None:
+            return self.task.sample(self.batch_size, self.gen, "train")
+        if self.perm.numel() < self.batch_size:
+            self.perm = torch.randperm(self.train_examples, generator=self.gen, device=self.device)
+        idx, self.perm = self.perm[:self.batch_size], self.perm[self.batch_size:]
+        return self.data[0][idx], self.data[1][idx]
+
+    def step(self) -> torch.Tensor:
+        x, y = self.batch()
+        with self.autocast:
+            loss, total = lm_loss(self.model, x, y)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        if hasattr(self.model, "update_router_biases"):
+            self.model.update_router_biases()
+        self.step_count += 1
+        self.tokens += x.numel()
+        loss = loss.detach()
+        self.losses.append(loss)
+        return loss
+
+    def take_loss(self) -> float:
+        """Mean training loss since the last call (one host read)."""
+        if not self.losses:
+            return float("nan")
+        v = torch.stack(self.losses).mean().item()
+        self.losses.clear()
+        return v
+
+    def explode_limit(self, factor: float) -> float:
+        return factor * math.log(self.task.vocab_size)
+
+    @torch.no_grad()
+    def evaluate(self, test, batch: int) -> dict[str, float]:
+        """Accuracy (synthetic) or mean loss in nats (text) on the given test data."""
+        self.model.eval()
+        correct = torch.zeros((), device=self.device)
+        count = torch.zeros((), device=self.device)
+        nll = torch.zeros((), device=self.device, dtype=torch.float64)
+        for x, y in test:
+            with self.autocast:
+                logits = self.model(x)
+            c, n = accuracy(logits, y)
+            correct += c
+            count += n
+            nll += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+                                   reduction="sum").double()
+        self.model.train()
+        count_v = max(1.0, count.item())
+        return {"accuracy": correct.item() / count_v, "loss": nll.item() / count_v}
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train(runs: list[TaskRun], tests: dict[str, list], *, report_every: int, explode_factor: float,
+          on_report: Callable[[int, dict[str, dict]], None], deadline: float | None = None,
+          check_memory: Callable[[], None] | None = None) -> dict:
+    """Train all runs side by side. `tests[name]` is the list of (inputs, targets) batches used
+    at intermediate reports; `on_report(step, {name: {"train_loss", "accuracy", "loss"}})`
+    may raise TrialStopped. Returns timing: {"train_seconds", "tokens", "rounds"}."""
+    device = runs[0].device
+    cpu = device.type == "cpu"
+    rounds = max(r.steps for r in runs)
+    train_s, tokens = 0.0, 0
+    seg_start, seg_tokens = time.perf_counter(), 0
+    for i in range(1, rounds + 1):
+        for r in runs:
+            if r.step_count < r.steps:
+                loss = r.step()
+                seg_tokens += r.batch_size * r.task.input_len
+                if cpu:
+                    v = loss.item()
+                    if not math.isfinite(v) or v > r.explode_limit(explode_factor):
+                        raise TrialFailed(_diverged(r, v, explode_factor))
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TrialFailed(f"time limit exceeded: stopped at step {i} of {rounds}")
+        if i % report_every == 0 or i == rounds:
+            _sync(device)
+            train_s += time.perf_counter() - seg_start
+            tokens += seg_tokens
+            per_task = {}
+            for r in runs:
+                tl = r.take_loss()
+                if not math.isfinite(tl) or tl > r.explode_limit(explode_factor):
+                    raise TrialFailed(_diverged(r, tl, explode_factor))
+                ev = r.evaluate(tests[r.name], batch=r.batch_size)
+                per_task[r.name] = {"train_loss": tl, **ev}
+            if check_memory is not None:
+                check_memory()
+            on_report(i, per_task)
+            seg_start, seg_tokens = time.perf_counter(), 0
+    return {"train_seconds": train_s, "tokens": tokens, "rounds": rounds}
+
+
+def _diverged(r: TaskRun, v: float, factor: float) -> str:
+    if not math.isfinite(v):
+        return f"diverged: loss is {v} at step {r.step_count} ({r.name})"
+    return (f"diverged: loss {v:.3g} exceeds {factor:g} x ln(vocab {r.task.vocab_size}) "
+            f"at step {r.step_count} ({r.name})")
