@@ -17,8 +17,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from .models import PREFIX
+
 VERSION_TABLE = "hnas_alembic_version"
 _ADVISORY_KEY = 0x686E6173  # "hnas"
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """Autogenerate filter: Optuna's tables share the database; never see nor drop them."""
+    if type_ == "table":
+        return name.startswith(PREFIX)
+    return True
 
 
 def config(connection: Connection | None = None) -> Config:

@@ -78,6 +78,8 @@ class TrialRow(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "number"),
         Index("ix_hnas_trials_study_status", "study_id", "status"),
+        # "latest results first" for the dashboard's live view (migration 0002)
+        Index("ix_hnas_trials_study_finished", "study_id", "finished_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("hnas_studies.id", ondelete="CASCADE"), nullable=False)

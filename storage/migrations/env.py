@@ -2,15 +2,8 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from storage.migrate import VERSION_TABLE
-from storage.models import PREFIX, Base
-
-
-def include_name(name, type_, parent_names):
-    # Optuna's tables share the database: autogenerate must neither see nor drop them.
-    if type_ == "table":
-        return name.startswith(PREFIX)
-    return True
+from storage.migrate import VERSION_TABLE, include_name
+from storage.models import Base
 
 
 def _configure(connection):
