@@ -157,6 +157,16 @@ OPS: dict[str, dict[str, tuple[Candidate, ...]]] = {
                             Candidate("sdpa-cpu", always))},
     "moe_dispatch": {"fwd": (Candidate("grouped-mm", _grouped_mm),
                              Candidate("expert-loop", always))},
+    # recurrent primitives (proxy_models/ops): fla Triton kernels on a GPU, else chunked PyTorch.
+    # SSD is fla's gated simple_gla: its backward is refused on Hopper with Triton < 3.7.1.
+    "ssd": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always)),
+            "bwd": (Candidate("fla-chunk", fla_check(hopper_min_triton=(3, 7, 1))),
+                    Candidate("torch-chunked", always))},
+    # ungated chunk_retention and the DPLR chunk_rwkv7 do not use the refused gated kernel
+    "retention": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always))},
+    "rwkv7": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always))},
+    # Mamba-1: fla has no selective-scan kernel (its Mamba layer needs mamba_ssm)
+    "selective_scan": {"fwd": (Candidate("torch-chunked", always),)},
 }
 
 
@@ -228,6 +238,10 @@ PRIMITIVE_OPS: dict[str, Callable] = {
     "attention": _attention_op,
     "moe": _moe_op,
     "swiglu": lambda spec, d: "torch",
+    "mamba1": lambda spec, d: ("selective_scan", ()),
+    "mamba2": lambda spec, d: ("ssd", ()),
+    "rwkv7": lambda spec, d: ("rwkv7", ()),
+    "retention": lambda spec, d: ("retention", ()),
 }
 
 

@@ -1,0 +1,12 @@
+"""fla's Triton kernel for retention: `chunk_retention` (ungated: its backward runs on Hopper with
+Triton 3.6, unlike the gated kernels). GPU only; imported at call time."""
+from __future__ import annotations
+
+
+def retention_fla(q, k, v, scale: float = 1.0, initial_state=None, chunk: int = 64):
+    from fla.ops.retention import chunk_retention
+
+    dt = v.dtype
+    o, final = chunk_retention(q.to(dt).contiguous(), k.to(dt).contiguous(), v.contiguous(),
+                               scale=scale, initial_state=initial_state, output_final_state=True)
+    return o, final

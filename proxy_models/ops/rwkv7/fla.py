@@ -1,0 +1,14 @@
+"""fla's Triton kernel for RWKV-7: `chunk_rwkv7` (the DPLR delta rule, fla.ops.generalized_delta_rule).
+Its backward does not go through the gated `chunk_bwd_dqkwg` that fla 0.6 refuses on Hopper with
+Triton < 3.7.1. `w` is the log-decay, as here. GPU only; imported at call time."""
+from __future__ import annotations
+
+
+def rwkv7_fla(r, w, k, v, a, b, initial_state=None, chunk: int = 16):
+    from fla.ops.rwkv7 import chunk_rwkv7
+
+    dt = v.dtype
+    r, k, a, b = (t.to(dt).contiguous() for t in (r, k, a, b))
+    o, final = chunk_rwkv7(r, w.float().contiguous(), k, v.contiguous(), a, b, scale=1.0,
+                           initial_state=initial_state, output_final_state=True)
+    return o, final

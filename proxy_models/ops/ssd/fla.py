@@ -1,0 +1,16 @@
+"""fla's Triton kernel for SSD: `chunk_simple_gla` with q = C, k = B, v = x*dt, g = A*dt.
+
+GPU only; fla needs Triton even to import, so the import happens at call time. fla wants q and k
+with as many heads as v, so Mamba-2's single B/C group is expanded (a view made contiguous)."""
+from __future__ import annotations
+
+
+def ssd_fla(q, k, v, g, scale: float = 1.0, initial_state=None, chunk: int = 64):
+    from fla.ops.simple_gla import chunk_simple_gla
+
+    H = v.shape[2]
+    q = q.expand(-1, -1, H, -1).to(v.dtype).contiguous()
+    k = k.expand(-1, -1, H, -1).to(v.dtype).contiguous()
+    o, final = chunk_simple_gla(q, k, v.contiguous(), g=g.float().contiguous(), scale=scale,
+                                initial_state=initial_state, output_final_state=True)
+    return o, final
