@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from .errors import GenomeError
 from .registry import CHANNEL_MIXERS, TOKEN_MIXERS
@@ -90,21 +90,27 @@ class RecursionGroup(_Frozen):
     aux_loss_weight: float = Field(0.01, ge=0)
     body: list[Block] = Field(min_length=1, max_length=16)
 
+    @field_validator("capacity")
+    @classmethod
+    def _capacity_values(cls, cap, info):
+        # a field validator (not only the model one) so errors name `...recursion.capacity`
+        if cap is None or "max_depth" not in info.data or "router" not in info.data:
+            return cap
+        if info.data["router"] != "expert_choice":
+            raise ValueError("capacity is only used by the expert_choice router")
+        if len(cap) != info.data["max_depth"]:
+            raise ValueError(f"capacity has {len(cap)} entries, max_depth is {info.data['max_depth']}")
+        for c in cap:
+            if not (0.0 < c <= 1.0):
+                raise ValueError(f"capacity {c} must be in (0, 1]")
+        if any(b > a for a, b in zip(cap, cap[1:])):
+            raise ValueError(f"capacity {list(cap)} must not increase with depth")
+        return cap
+
     @model_validator(mode="after")
     def _capacity(self):
-        if self.router == "expert_choice":
-            cap = self.capacity
-            if cap is None:
-                raise ValueError("expert_choice needs capacity (one fraction per depth)")
-            if len(cap) != self.max_depth:
-                raise ValueError(f"capacity has {len(cap)} entries, max_depth is {self.max_depth}")
-            for c in cap:
-                if not (0.0 < c <= 1.0):
-                    raise ValueError(f"capacity {c} must be in (0, 1]")
-            if any(b > a for a, b in zip(cap, cap[1:])):
-                raise ValueError(f"capacity {list(cap)} must not increase with depth")
-        elif self.capacity is not None:
-            raise ValueError("capacity is only used by the expert_choice router")
+        if self.router == "expert_choice" and self.capacity is None:
+            raise ValueError("expert_choice needs capacity (one fraction per depth)")
         return self
 
     @property

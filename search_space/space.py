@@ -598,7 +598,9 @@ def _normalize(registry: dict, given: dict, where: str, d_models: list[int], pro
                 try:
                     c = getattr(cls(type=name, **{k: v}), k)
                 except ValidationError as e:
-                    errs = [x for x in e.errors(include_url=False) if tuple(x["loc"])[:1] == (k,)]
+                    # value_error: a cross-field check (top_k vs experts), left to the combinations
+                    errs = [x for x in e.errors(include_url=False)
+                            if tuple(x["loc"])[:1] == (k,) and x["type"] != "value_error"]
                     if errs:
                         problems.append((vp, f"{errs[0]['msg']} (got {_show(v)})"))
                         bad = True

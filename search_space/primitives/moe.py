@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import ChannelMixerSpec
 from .swiglu import hidden_size
@@ -22,6 +22,14 @@ class MoESpec(ChannelMixerSpec):
     balancing: Literal["aux_loss", "bias"] = "aux_loss"
     aux_loss_weight: float = Field(0.01, ge=0)
     code: ClassVar[str] = "E"
+
+    @field_validator("top_k")
+    @classmethod
+    def _topk_field(cls, v, info):
+        # names `...channel.top_k` in errors; the model validator below covers a default top_k
+        if "experts" in info.data and v > info.data["experts"]:
+            raise ValueError(f"top_k {v} exceeds experts {info.data['experts']}")
+        return v
 
     @model_validator(mode="after")
     def _topk(self):
