@@ -1,0 +1,94 @@
+"""The Pareto page: quality against throughput and against memory side by side, any two stored
+metrics on chosen axes, a 3-objective view, and the Pareto set as a table.
+
+Every 2-D chart is a selection source (click, box, lasso); the chart's key carries its axes so
+that changing an axis starts that chart with an empty selection instead of stale indices."""
+from __future__ import annotations
+
+import streamlit as st
+
+from .. import plots, selection
+from ..data import MEMORY_PREFS, THROUGHPUT_PREFS, pick, quality_column
+from . import Ctx
+
+
+def scatter(ctx: Ctx, x: str, y: str, title: str, key: str) -> None:
+    rows = plots.plotted_rows(ctx.df, x, y)
+    fig = plots.pareto_scatter(ctx.df, x, y, title=title)
+    ev = st.plotly_chart(fig, key=f"{key}:{x}:{y}", on_select="rerun",
+                         selection_mode=("points", "box", "lasso"), width="stretch")
+    selection.absorb(f"{key}:{x}:{y}", selection.chart_numbers(ev, rows))
+
+
+def _axis_select(label: str, options: list[str], default: str | None, key: str) -> str:
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]  # a column of another study
+    idx = options.index(default) if default in options else 0
+    return st.selectbox(label, options, index=idx, key=key, format_func=plots.axis_title)
+
+
+def render(ctx: Ctx) -> None:
+    df = ctx.df
+    n_complete = int((df["status"] == "complete").sum())
+    if n_complete == 0:
+        by = df["status"].value_counts().to_dict()
+        what = ", ".join(f"{v} {k}" for k, v in by.items()) or "no trials"
+        st.info(f"Study **{ctx.study}** has no completed trial yet ({what}). The front appears when the "
+                "first trial completes; with live updates on, this page refreshes by itself.")
+        return
+    cols = ctx.columns
+    q = quality_column(cols, ctx.objectives)
+    thr = pick(cols, ctx.objectives, THROUGHPUT_PREFS)
+    mem = pick(cols, ctx.objectives, MEMORY_PREFS)
+    if q is None:
+        st.warning("No quality metric is stored for this study; choose axes below.")
+    else:
+        left, right = st.columns(2)
+        with left:
+            if thr:
+                scatter(ctx, thr, q, "quality vs throughput", "pf_thr")
+            else:
+                st.info("No throughput was measured in this study (no *_tokens_per_s metric).")
+        with right:
+            if mem:
+                scatter(ctx, mem, q, "quality vs memory", "pf_mem")
+            else:
+                st.info("No memory metric is stored in this study.")
+
+    st.subheader("Any two metrics")
+    objs = [o.name for o in ctx.objectives if o.name in cols]
+    a, b = st.columns(2)
+    with a:
+        x = _axis_select("x axis", cols, objs[1] if len(objs) > 1 else (cols[1] if len(cols) > 1 else cols[0]), "x_axis")
+    with b:
+        y = _axis_select("y axis", cols, objs[0] if objs else cols[0], "y_axis")
+    scatter(ctx, x, y, f"{plots.axis_title(y)} vs {plots.axis_title(x)}", "pf_xy")
+
+    if len(cols) >= 3:
+        with st.expander("3-objective view", expanded=len(objs) >= 3):
+            defaults = (objs + [c for c in cols if c not in objs])[:3]
+            c1, c2, c3 = st.columns(3)
+            with c1:
+                x3 = _axis_select("x", cols, defaults[0], "x3")
+            with c2:
+                y3 = _axis_select("y", cols, defaults[1], "y3")
+            with c3:
+                z3 = _axis_select("z", cols, defaults[2], "z3")
+            st.plotly_chart(plots.pareto_3d(df, x3, y3, z3, selected=selection.get()), key="pf_3d", width="stretch")
+
+    pareto = df[df["category"] == "Pareto"]
+    st.subheader(f"Pareto set on the study's objectives ({len(pareto)} trials)")
+    if len(pareto):
+        show = ["number", "pattern"] + [o.name for o in ctx.objectives if o.name in df] + \
+               [c for c in ("params_total", "cache_mib_2k", "fidelity") if c in df]
+        st.dataframe(pareto[show].rename(columns={"number": "trial"}), hide_index=True, width="stretch",
+                     column_config={"params_total": st.column_config.NumberColumn("params", format="compact")})
+        counts: dict[str, int] = {}
+        for prims in pareto["primitives"]:
+            for p in prims:
+                counts[p] = counts.get(p, 0) + 1
+        if counts:
+            st.plotly_chart(plots.primitive_mix_figure(counts), key="pf_mix", width="stretch")
+    else:
+        st.info("No complete, feasible trial with every objective value yet.")
+
