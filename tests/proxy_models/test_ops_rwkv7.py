@@ -1,0 +1,84 @@
+"""RWKV-7's generalized delta rule: the chunked (WY / triangular-solve) form against the
+sequential update, and the RWKV7 module with and without the value residual."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from proxy_models.base import Ctx
+from proxy_models.ops.rwkv7 import rwkv7_chunked, rwkv7_naive
+from proxy_models.rwkv7 import RWKV7
+from recurrent_checks import (T_VALUES, assert_agree, check_bf16_autocast, check_causal, check_grads,
+                              check_step_equals_forward)
+from search_space.primitives.rwkv7 import RWKV7Spec
+
+D = 32
+SPEC = RWKV7Spec(type="rwkv7", head_dim=8, decay_lora=4, a_lora=4, v_lora=4, gate_lora=4, chunk=4)
+
+
+def inputs(T, init, B=2, H=3, K=8, V=8, seed=0, strongest_decay=False):
+    g = torch.Generator().manual_seed(seed)
+    kk = F.normalize(torch.randn(B, T, H, K, generator=g), dim=-1)
+    iclr = torch.rand(B, T, H, K, generator=g)
+    w = -torch.exp(-0.5 - F.softplus(-3 * torch.randn(B, T, H, K, generator=g)))  # RWKV-7's range
+    if strongest_decay:
+        w = torch.full_like(w, -math.exp(-0.5))
+    return dict(r=torch.randn(B, T, H, K, generator=g), w=w, k=torch.randn(B, T, H, K, generator=g),
+                v=torch.randn(B, T, H, V, generator=g), a=-kk, b=kk * iclr,
+                initial_state=torch.randn(B, H, K, V, generator=g) if init else None)
+
+
+@pytest.mark.parametrize("T", T_VALUES)
+@pytest.mark.parametrize("chunk", (4, 16))
+def test_chunked_matches_sequential(T, chunk):
+    assert_agree(lambda **a: rwkv7_chunked(**a, chunk=chunk), rwkv7_naive, inputs(T, init=T % 2 == 1))
+
+
+def test_largest_chunk_with_strongest_decay_is_finite_and_exact():
+    x = inputs(64, init=True, strongest_decay=True, H=1)
+    o, s = rwkv7_chunked(**x, chunk=64)
+    o_ref, s_ref = rwkv7_naive(**x)
+    assert torch.isfinite(o).all()
+    torch.testing.assert_close(o, o_ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(s, s_ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("vr", (False, True), ids=("first-layer", "value-residual"))
+def test_module_step_equals_forward(vr):
+    check_step_equals_forward(RWKV7(SPEC, D, value_residual=vr), D, value_residual=vr)
+
+
+@pytest.mark.parametrize("vr", (False, True), ids=("first-layer", "value-residual"))
+def test_module_causal(vr):
+    check_causal(RWKV7(SPEC, D, value_residual=vr), D, value_residual=vr)
+
+
+@pytest.mark.parametrize("vr", (False, True), ids=("first-layer", "value-residual"))
+def test_module_gradients_reach_every_parameter(vr):
+    check_grads(RWKV7(SPEC, D, value_residual=vr), D, value_residual=vr)
+
+
+def test_module_bf16_autocast():
+    check_bf16_autocast(RWKV7(SPEC, D), D)
+
+
+def test_first_layer_hands_its_values_on_and_later_layers_need_them():
+    first, later = RWKV7(SPEC, D), RWKV7(SPEC, D, value_residual=True)
+    ctx = Ctx()
+    x = torch.randn(1, 5, D)
+    first(x, ctx)
+    assert ctx.v_first is not None and ctx.v_first.shape == (1, 5, D)
+    later(x, ctx)  # uses it
+    with pytest.raises(ValueError, match="v_first"):
+        later(x, Ctx())
+
+
+def test_module_records_backend_and_param_count():
+    for vr in (False, True):
+        m = RWKV7(SPEC, D, value_residual=vr)
+        m(torch.randn(1, 3, D), Ctx(v_first=torch.randn(1, 3, D)))
+        assert m.backend == "torch-chunked"
+        assert sum(p.numel() for p in m.parameters()) == SPEC.params(D, vr)
