@@ -6,6 +6,8 @@ untouched. The CLI turns it into one line per problem and exit code 2.
 """
 from __future__ import annotations
 
+import re
+
 
 class UserError(Exception):
     """Base of every error a user's input can cause (bad file, bad flag, bad URL, unreachable
@@ -54,6 +56,10 @@ def format_loc(loc: tuple, drop: frozenset[str] = frozenset()) -> str:
     return out
 
 
+_UNION_MEMBER = re.compile(r"^(int|float|str|bool|literal\[.*\]|list\[.*\]|dict\[.*\]|"
+                           r"nullable\[.*\]|function-[a-z]+\[.*\]|constrained-.*)$")
+
+
 def from_validation_error(err, drop: frozenset[str] = frozenset()) -> GenomeError:
     problems = []
     for e in err.errors(include_url=False):
@@ -61,7 +67,8 @@ def from_validation_error(err, drop: frozenset[str] = frozenset()) -> GenomeErro
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         inp = e.get("input")
-        loc = tuple(e["loc"])
+        # members of plain unions (`int | Literal['auto']`) show up as 'int', "literal['auto']"
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p)))
         if e.get("type") == "union_tag_invalid":
             ctx = e.get("ctx", {})
             msg = f"unknown type {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
