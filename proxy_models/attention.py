@@ -81,6 +81,20 @@ class Attention(TokenMixer):
             self.backend = backends.choose(self._op, x_BTD.device, q.dtype, shape=(self.head_dim,))
         return self._out(o)
 
+    def reference(self, x_BTD: torch.Tensor, ctx: Ctx | None = None) -> torch.Tensor:
+        """Attention written out (softmax(q k^T / sqrt(P) + mask) v, K/V repeated per group),
+        the plain-PyTorch meaning that the SDPA path is tested against."""
+        T = x_BTD.shape[1]
+        pos = torch.arange(T, device=x_BTD.device)
+        q, k, v = self._qkv(x_BTD, pos)
+        rep = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        delta = pos[:, None] - pos[None, :]
+        allowed = (delta >= 0) & (delta < (self.window or T))
+        s = (q @ k.transpose(-1, -2)) / self.head_dim ** 0.5
+        o = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1) @ v
+        return self._out(o)
+
     # ----------------------------------------------------------------------------- decoding
     def init_state(self, batch: int, device=None, dtype=None) -> dict:
         slots = self.window or 0
