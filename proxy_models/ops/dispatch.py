@@ -15,6 +15,7 @@ from .. import backends
 
 log = logging.getLogger(__name__)
 _FAILED: set[tuple] = set()
+_DISABLED: set[tuple[str, str]] = set()
 
 TORCH = "torch-chunked"
 
@@ -27,7 +28,7 @@ def run(op: str, impls: dict, device: torch.device, dtype: torch.dtype, *args, *
     """impls: backend name -> callable; must contain TORCH."""
     name = choice(op, device, dtype, torch.is_grad_enabled())
     key = (op, name, device.type, dtype)
-    if name != TORCH and name in impls and key not in _FAILED:
+    if name != TORCH and name in impls and key not in _FAILED and (op, name) not in _DISABLED:
         try:
             return impls[name](*args, **kwargs), name
         except Exception as exc:  # noqa: BLE001 - any kernel failure falls back, once logged
@@ -35,3 +36,16 @@ def run(op: str, impls: dict, device: torch.device, dtype: torch.dtype, *args, *
             log.warning("backend %s for %s failed (%s: %s); using %s from now on",
                         name, op, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", TORCH)
     return impls[TORCH](*args, **kwargs), TORCH
+
+
+def disable(op: str, name: str) -> None:
+    """Stop using backend `name` for `op` in this process (e.g. it failed a correctness check)."""
+    _DISABLED.add((op, name))
+
+
+def used(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool) -> str:
+    """The backend `run` would use now, without running it."""
+    name = choice(op, device, dtype, need_grad)
+    if name == TORCH or (op, name) in _DISABLED or (op, name, device.type, dtype) in _FAILED:
+        return TORCH
+    return name

@@ -1,0 +1,464 @@
+"""Per-primitive speed and memory: SDPA attention against the recurrent token mixers.
+
+    python benchmarks/primitives.py            # GPU, full sizes (about 5 minutes on one H100)
+    python benchmarks/primitives.py --quick    # small sizes, runs on a CPU in about a minute
+
+What is measured, per primitive (one token-mixer layer, d_model 512, batch 4, the spec's default
+hyper-parameters; attention with 8 heads of 64):
+- train: forward + backward time and peak memory at T = 512, 2K, 8K;
+- prefill: forward time under no_grad at T = 2K, 8K, 32K (tokens/s), and its peak memory;
+- decode: one `step` for the whole batch at contexts 2K, 8K, 32K (tokens/s), peak memory and
+  the decoding state's bytes. Attention's KV cache is filled with T random positions; a recurrent
+  state has the same size whatever the context, so it is filled with random values.
+- the kernel backend each mode used (`module.backend`), and before any timing a correctness
+  check of every fast path (fla) against the plain-PyTorch chunked form, and of the chunked form
+  against the sequential reference, on small inputs; a path that fails is disabled and the
+  failure recorded.
+
+How: bf16 autocast on a GPU (fp32 weights, as in training), fp32 on a CPU; warm-up runs, then
+CUDA events (perf_counter on a CPU), medians. Every case has a hard time budget (SIGALRM, checked
+between kernel launches) and is skipped when a smaller size predicts it will not fit; timeouts
+and out-of-memory are recorded, never fatal. Results: JSON in benchmarks/results/
+primitives-<device>.json (device, torch/triton/fla versions, settings, every case), and a
+markdown summary with ratios against SDPA printed at the end (for docs/benchmarks.md).
+Targets (issue 3, H100): recurrent fwd+bwd at 2K within 3x of SDPA; prefill 8K -> 32K grows at
+most 4.5x; decode memory independent of context.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import platform
+import re
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from proxy_models.base import Ctx  # noqa: E402
+from proxy_models.ops import dispatch  # noqa: E402
+from proxy_models.registry import token_mixer_class  # noqa: E402
+from search_space.registry import TOKEN_MIXERS  # noqa: E402
+
+FULL = dict(d_model=512, batch=4, train_T=(512, 2048, 8192), prefill_T=(2048, 8192, 32768),
+            decode_T=(2048, 8192, 32768), budget_s=40.0, reps=10, decode_steps=50)
+QUICK = dict(d_model=64, batch=2, train_T=(32, 128), prefill_T=(128, 512), decode_T=(128, 512),
+             budget_s=8.0, reps=2, decode_steps=5)
+PRIMITIVES = ("attention", "mamba1", "mamba2", "rwkv7", "retention")
+OPS = {"mamba1": "selective_scan", "mamba2": "ssd", "rwkv7": "rwkv7", "retention": "retention"}
+
+
+class CaseTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def hard_timeout(seconds: float):
+    """Raise CaseTimeout in the main thread after `seconds` (Python code runs between launches)."""
+    def on_alarm(signum, frame):
+        raise CaseTimeout(f"over {seconds:.0f}s")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# ------------------------------------------------------------------------------------ set-up
+def make_spec(name: str):
+    extra = {"heads": 8} if name == "attention" else {}
+    return TOKEN_MIXERS[name](type=name, **extra)
+
+
+def make_module(name: str, d_model: int, device):
+    return token_mixer_class(name)(make_spec(name), d_model).to(device)
+
+
+class Clock:
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def time(self, fn, reps: int, warmup: int = 2, budget_s: float = 1e9) -> list[float]:
+        """Per-call seconds of fn() (median taken by the caller); stops early past budget_s."""
+        for _ in range(warmup):
+            fn()
+        self.sync()
+        out, t0 = [], time.perf_counter()
+        for _ in range(reps):
+            if self.cuda:
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                fn()
+                b.record()
+                b.synchronize()
+                out.append(a.elapsed_time(b) / 1e3)
+            else:
+                s = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - s)
+            if time.perf_counter() - t0 > budget_s:
+                break
+        return out
+
+
+def autocast(device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def reset_peak(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    return 0
+
+
+def peak_mb(device, base: int):
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    return round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
+
+
+# ------------------------------------------------------------------------------ correctness
+def _rel_err(a, b):
+    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-6))
+
+
+def _op_inputs(op, device, T=300, B=2):
+    g = torch.Generator(device="cpu").manual_seed(0)
+    rn = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731
+    if op == "ssd":
+        H, K, V = 4, 32, 32
+        return dict(q=rn(B, T, 1, K), k=rn(B, T, 1, K), v=rn(B, T, H, V),
+                    g=-torch.nn.functional.softplus(rn(B, T, H)), scale=1.0, initial_state=None)
+    if op == "retention":
+        H, K, V = 4, 32, 64
+        return dict(q=rn(B, T, H, K), k=rn(B, T, H, K), v=rn(B, T, H, V), scale=K ** -0.5, initial_state=None)
+    if op == "rwkv7":
+        H, K = 4, 64
+        kk = torch.nn.functional.normalize(rn(B, T, H, K), dim=-1)
+        w = -torch.exp(-0.5 - torch.nn.functional.softplus(-3 * rn(B, T, H, K)))
+        return dict(r=rn(B, T, H, K), w=w, k=rn(B, T, H, K) * 0.3, v=rn(B, T, H, K), a=-kk,
+                    b=kk * torch.rand(B, T, H, K, generator=g).to(device), initial_state=None)
+    if op == "selective_scan":
+        Dch, N = 64, 16
+        return dict(u=rn(B, T, Dch), dt=torch.nn.functional.softplus(rn(B, T, Dch) - 2),
+                    A=-torch.rand(Dch, N, generator=g).to(device) * 8, Bm=rn(B, T, N), Cm=rn(B, T, N),
+                    initial_state=None)
+    raise KeyError(op)
+
+
+def _impls(op):
+    from proxy_models.ops import retention, rwkv7, selective_scan, ssd
+    table = {"ssd": (ssd.ssd_chunked, ssd.ssd_naive, "proxy_models.ops.ssd.fla:ssd_fla"),
+             "retention": (retention.retention_chunked, retention.retention_naive,
+                           "proxy_models.ops.retention.fla:retention_fla"),
+             "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, "proxy_models.ops.rwkv7.fla:rwkv7_fla"),
+             "selective_scan": (selective_scan.selective_scan_chunked, selective_scan.selective_scan_naive, None)}
+    return table[op]
+
+
+def _run_op(fn, inputs, dtype, grad: bool):
+    leaves = {}
+    for k, v in inputs.items():
+        if torch.is_tensor(v):
+            v = v.detach().clone()
+            if k not in ("g", "w", "A", "dt"):  # decays stay fp32, as the modules pass them
+                v = v.to(dtype)
+            v.requires_grad_(grad)
+        leaves[k] = v
+    o, s = fn(**leaves)
+    grads = {}
+    if grad:
+        gen = torch.Generator(device="cpu").manual_seed(1)
+        w = torch.randn(o.shape, generator=gen).to(o.device)
+        (o.float() * w).sum().backward()
+        grads = {k: v.grad for k, v in leaves.items() if torch.is_tensor(v) and v.grad is not None}
+    return o.detach(), grads
+
+
+def correctness(device, ops) -> dict:
+    """Fast path vs chunked torch, chunked torch vs sequential reference; disables failures."""
+    import importlib
+    out = {}
+    for op in ops:
+        chunked, naive, fla_path = _impls(op)
+        rec = {}
+        inputs = _op_inputs(op, device)
+        o_c, g_c = _run_op(chunked, inputs, torch.float32, True)
+        o_n, g_n = _run_op(naive, inputs, torch.float32, True)
+        err = max([_rel_err(o_c, o_n)] + [_rel_err(g_c[k], g_n[k]) for k in g_n])
+        rec["torch-chunked_vs_reference_fp32"] = {"max_rel_err": err, "ok": err < 1e-3}
+        for need_grad in (False, True):
+            name = dispatch.choice(op, device, torch.bfloat16, need_grad)
+            if name == dispatch.TORCH or fla_path is None:
+                continue
+            key = f"{name}_{'fwd+bwd' if need_grad else 'fwd'}_bf16_vs_torch-chunked_fp32"
+            try:
+                mod, _, attr = fla_path.partition(":")
+                fast = getattr(importlib.import_module(mod), attr)
+                o_f, g_f = _run_op(fast, inputs, torch.bfloat16, need_grad)
+                errs = [_rel_err(o_f, o_c)] + [_rel_err(g_f[k], g_c[k]) for k in g_f]
+                err = max(errs)
+                ok = err < 5e-2 and all(math.isfinite(e) for e in errs)
+                rec[key] = {"max_rel_err": err, "ok": ok}
+            except Exception as exc:  # noqa: BLE001 - a failing kernel is a result, not a crash
+                ok = False
+                rec[key] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+                            "ok": False}
+            if not ok:
+                dispatch.disable(op, name)
+                rec[key]["action"] = f"disabled {name} for {op}; torch-chunked runs instead"
+        out[op] = rec
+    return out
+
+
+# ------------------------------------------------------------------------------------ cases
+def _fill_state(state, context: int):
+    """A decoding state as it is after `context` tokens: a KV cache of that length, or (recurrent)
+    the same fixed-size tensors with random contents."""
+    if isinstance(state, dict):
+        out = {}
+        for k, v in state.items():
+            if k in ("k", "v") and torch.is_tensor(v) and v.dim() == 4 and v.shape[2] == 0:
+                B, H, _, P = v.shape
+                out[k] = torch.randn(B, H, context, P, device=v.device, dtype=v.dtype)
+            elif torch.is_tensor(v):
+                out[k] = torch.randn_like(v) * 0.1 if v.is_floating_point() else v
+            elif k == "pos":
+                out[k] = context
+            else:
+                out[k] = v
+        return out
+    if torch.is_tensor(state):
+        return torch.randn_like(state) * 0.1
+    return type(state)(_fill_state(s, context) for s in state)
+
+
+def _nbytes(state) -> int:
+    if torch.is_tensor(state):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_nbytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_nbytes(v) for v in state)
+    return 0
+
+
+def run_case(kind, name, T, cfg, device, clock, predicted_s):
+    d, B = cfg["d_model"], cfg["batch"]
+    rec = {"primitive": name, "mode": kind, "T": T}
+    if predicted_s is not None and predicted_s > cfg["budget_s"]:
+        rec["skipped"] = f"predicted {predicted_s:.1f}s per call > budget {cfg['budget_s']:.0f}s"
+        return rec
+    torch.manual_seed(0)
+    m = make_module(name, d, device)
+    ctx = Ctx(v_first=None)
+    try:
+        with hard_timeout(cfg["budget_s"] * 1.5 + 30):
+            base = reset_peak(device)
+            if kind == "train":
+                x = torch.randn(B, T, d, device=device, requires_grad=True)
+                gy = torch.randn(B, T, d, device=device)
+
+                def fn():
+                    with autocast(device):
+                        y = m(x, Ctx())
+                    y.backward(gy.to(y.dtype))
+                times = clock.time(fn, cfg["reps"], budget_s=cfg["budget_s"])
+            elif kind == "prefill":
+                x = torch.randn(B, T, d, device=device)
+
+                def fn():
+                    with torch.no_grad(), autocast(device):
+                        m(x, Ctx())
+                times = clock.time(fn, cfg["reps"], budget_s=cfg["budget_s"])
+            else:  # decode
+                dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+                state = _fill_state(m.init_state(B, device, dtype), T)  # counted in the peak
+                rec["state_bytes"] = _nbytes(state)
+                x = torch.randn(B, d, device=device)
+                steps = cfg["decode_steps"]
+
+                def fn():
+                    with torch.no_grad(), autocast(device):
+                        s = state
+                        for _ in range(steps):
+                            _, s = m.step(x, s, Ctx())
+                times = [t / steps for t in clock.time(fn, max(2, cfg["reps"] // 3), budget_s=cfg["budget_s"])]
+            rec["peak_mem_mb"] = peak_mb(device, base)
+    except CaseTimeout as exc:
+        rec["skipped"] = f"timeout ({exc})"
+        return rec
+    except torch.OutOfMemoryError:
+        rec["skipped"] = "out of memory"
+        return rec
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    med = statistics.median(times)
+    rec["ms"] = round(med * 1e3, 4)
+    rec["reps"] = len(times)
+    rec["tokens_per_s"] = round(B * (T if kind != "decode" else 1) / med, 1)
+    rec["backend"] = getattr(m, "backend", "?")
+    if kind == "decode" and name in OPS:
+        rec["backend"] = "step (plain PyTorch)"
+    return rec
+
+
+# ----------------------------------------------------------------------------------- report
+def _get(results, name, kind, T, field):
+    for r in results:
+        if r["primitive"] == name and r["mode"] == kind and r["T"] == T:
+            return r.get(field)
+    return None
+
+
+def _fmt(v, nd=2):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}" if abs(v) < 1e4 else f"{v:.3g}"
+    return str(v)
+
+
+def _cell(res, p, kind, T):
+    ms = _get(res, p, kind, T, "ms")
+    if ms is not None:
+        return _fmt(ms, 3)
+    why = _get(res, p, kind, T, "skipped")
+    return "skipped" if why else "-"
+
+
+def summary(report) -> str:
+    cfg, res = report["settings"], report["results"]
+    prims = report["primitives"]
+    tT, pT, dT = cfg["train_T"], cfg["prefill_T"], cfg["decode_T"]
+    lines = [f"### Primitives on {report['device']} (d_model {cfg['d_model']}, batch {cfg['batch']}, "
+             f"{'bf16 autocast' if report['device_type'] == 'cuda' else 'fp32'}; torch {report['torch']}, "
+             f"triton {report['triton']}, fla {report['fla']})", ""]
+    head = (["primitive", "backend (train)"] + [f"fwd+bwd ms T={t}" for t in tT]
+            + [f"peak MB T={tT[-1]}"] + [f"prefill ms T={t}" for t in pT]
+            + [f"decode tok/s ctx={t}" for t in dT] + [f"decode MB ctx={t}" for t in dT])
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for p in prims:
+        row = [p, _fmt(_get(res, p, "train", tT[0], "backend"))]
+        row += [_cell(res, p, "train", t) for t in tT]
+        row += [_fmt(_get(res, p, "train", tT[-1], "peak_mem_mb"), 0)]
+        row += [_cell(res, p, "prefill", t) for t in pT]
+        row += [_fmt(_get(res, p, "decode", t, "tokens_per_s"), 0) for t in dT]
+        row += [_fmt(_get(res, p, "decode", t, "peak_mem_mb"), 1) for t in dT]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Ratios (targets: fwd+bwd vs SDPA at the middle T <= 3; prefill growth over the last "
+              "4x of T <= 4.5; decode memory flat in context):", ""]
+    mid = tT[len(tT) // 2] if len(tT) > 2 else tT[-1]
+    head = ["primitive", f"fwd+bwd / SDPA T={mid}", f"prefill T={pT[-1]} / T={pT[-2]}",
+            f"decode MB ctx={dT[-1]} / ctx={dT[0]}"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    sdpa = _get(res, "attention", "train", mid, "ms")
+    for p in prims:
+        t = _get(res, p, "train", mid, "ms")
+        a, b = _get(res, p, "prefill", pT[-1], "ms"), _get(res, p, "prefill", pT[-2], "ms")
+        m0, m1 = _get(res, p, "decode", dT[0], "peak_mem_mb"), _get(res, p, "decode", dT[-1], "peak_mem_mb")
+        row = [p, _fmt(t / sdpa if t and sdpa else None), _fmt(a / b if a and b else None),
+               _fmt(m1 / m0 if m0 and m1 else None)]
+        lines.append("| " + " | ".join(row) + " |")
+    bad = [f"{op}: {k}" for op, checks in report["correctness"].items() for k, v in checks.items() if not v.get("ok")]
+    lines += ["", "Correctness checks: " + ("all passed" if not bad else "FAILED " + "; ".join(bad))]
+    return "\n".join(lines)
+
+
+def versions():
+    try:
+        import triton
+        tv = triton.__version__
+    except Exception:  # noqa: BLE001
+        tv = None
+    fv = None
+    if torch.cuda.is_available() and tv:
+        try:
+            import fla
+            fv = getattr(fla, "__version__", "?")
+        except Exception:  # noqa: BLE001
+            fv = None
+    return tv, fv
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (CPU, about a minute)")
+    ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    ap.add_argument("--primitives", default=",".join(PRIMITIVES))
+    ap.add_argument("--torch-only", action="store_true", help="disable the fla paths (measure the chunked PyTorch forms)")
+    ap.add_argument("--budget", type=float, default=None, help="seconds per case")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/primitives-<device>.json)")
+    args = ap.parse_args(argv)
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.budget:
+        cfg["budget_s"] = args.budget
+    prims = [p.strip() for p in args.primitives.split(",") if p.strip()]
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine() or "cpu")
+    slug = re.sub(r"[^a-z0-9]+", "-", dev_name.lower()).strip("-") + ("-quick" if args.quick else "") \
+        + ("-torch-only" if args.torch_only else "")
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"primitives-{slug}.json"
+    tv, fv = versions()
+    if args.torch_only:
+        for op in OPS.values():
+            for n in ("fla-chunk",):
+                dispatch.disable(op, n)
+    clock = Clock(device)
+    t_start = time.perf_counter()
+    print(f"device {dev_name}, torch {torch.__version__}, triton {tv}, fla {fv}", flush=True)
+    checks = correctness(device, [OPS[p] for p in prims if p in OPS])
+    print(json.dumps(checks, indent=1), flush=True)
+
+    results = []
+    for kind, Ts in (("train", cfg["train_T"]), ("prefill", cfg["prefill_T"]), ("decode", cfg["decode_T"])):
+        for p in prims:
+            prev = None
+            for T in Ts:
+                predicted = None
+                if prev and prev.get("ms") and kind != "decode":
+                    grow = (T / prev["T"]) ** (2 if p == "attention" else 1)
+                    predicted = prev["ms"] / 1e3 * grow * 3  # warm-up + a few reps
+                rec = run_case(kind, p, T, cfg, device, clock, predicted)
+                results.append(rec)
+                print(json.dumps(rec), flush=True)
+                prev = rec
+    report = {"device": dev_name, "device_type": device.type, "torch": torch.__version__, "triton": tv,
+              "fla": fv, "python": platform.python_version(), "settings": cfg, "primitives": prims,
+              "torch_only": args.torch_only, "correctness": checks, "results": results,
+              "wall_s": round(time.perf_counter() - t_start, 1)}
+    text = summary(report)
+    report["summary_markdown"] = text
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(text)
+    print(f"\nwrote {out} in {report['wall_s']}s")
+
+
+if __name__ == "__main__":
+    main()
