@@ -66,7 +66,7 @@ def normalize_url(url: str | URL | None) -> URL:
         except (ArgumentError, ValueError) as e:
             raise StoreError(f"bad storage URL {_mask(text)!r}: {e}; expected sqlite:///path/file.db "
                              "or postgresql+psycopg://user@host:5432/db") from None
-    backend, driver = u.get_backend_name(), u.get_driver_name()
+    backend, _, driver = u.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
         if u.drivername not in ("postgresql", "postgres", "postgresql+psycopg"):
             raise StoreError(f"unsupported PostgreSQL driver {driver!r} in {hide(u)}: use postgresql+psycopg://")
