@@ -154,6 +154,10 @@ def header(ctx: Ctx) -> None:
     cons = ", ".join(info.constraints) or "none"
     st.caption(f"objectives: {objs} · constraints: {cons} · study {info.status} · revision {ctx.rev} · "
                f"updated {info.updated_at:%Y-%m-%d %H:%M:%S} UTC")
+    problem = queries.config_problem(ctx.url, ctx.study, ctx.rev)
+    if problem:
+        st.warning(f"This study's config is from an older schema and does not validate now ({problem}). "
+                   "Its trials are shown as stored; architectures that no longer validate cannot be exported.")
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ def mask_url(url: str) -> str:
 
 def storage_url(argv: list[str] | None = None, environ: dict | None = None) -> str | None:
     """`--storage URL` after the `--` of `streamlit run`, else $HYBRID_NAS_STORAGE, else None."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--storage", default=None)
     args, _ = p.parse_known_args(argv or [])
     env = os.environ if environ is None else environ

@@ -57,6 +57,9 @@ def _mixer_label(m) -> str:
 class _Dot:
     def __init__(self):
         self.lines: list[str] = []
+        # edges go after every cluster: an edge written inside a subgraph would pull both of its
+        # nodes into that cluster
+        self.edges: list[str] = []
         self.n = 0
 
     def node(self, label: str, color: str = "#FFFFFF", shape: str = "box", extra: str = "") -> str:
@@ -67,7 +70,7 @@ class _Dot:
         return name
 
     def edge(self, a: str, b: str, extra: str = "") -> None:
-        self.lines.append(f"{a} -> {b}{f' [{extra}]' if extra else ''};")
+        self.edges.append(f"{a} -> {b}{f' [{extra}]' if extra else ''};")
 
 
 def _block(dot: _Dot, b: Block, title: str, params: int, prev: str, share_owner: dict, owner_key: str | None) -> str:
@@ -148,5 +151,4 @@ def architecture_dot(arch: Architecture, vocab_size: int | None = None) -> str:
     tied = "tied" if arch.tie_embeddings else "untied"
     head = dot.node(f"{arch.norm} + LM head ({tied})", "#F2F2F2")
     dot.edge(prev, head)
-    dot.lines.append("}")
-    return "\n".join(dot.lines)
+    return "\n".join(dot.lines + dot.edges + ["}"])

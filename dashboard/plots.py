@@ -159,6 +159,13 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
             n = int((cats == c).sum())
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{c} ({n})",
                                      marker=dict(color=col, symbol=sym, size=size)))
+    unplotted = df.loc[df[x].isna() & df[y].isna(), "category"].value_counts() if len(df) else {}
+    for c in CATEGORY_ORDER:
+        n = int(unplotted.get(c, 0)) if len(unplotted) else 0
+        if n:  # e.g. failed trials with no measurement: say they exist rather than hide them
+            col, sym, size = CATEGORY_STYLE[c]
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{c}: {n} without values here",
+                                     marker=dict(color=col, symbol=sym, size=size)))
     if missing.any():
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"no value: on the edge ({int(missing.sum())})",
                                  marker=dict(color="#555555", symbol="line-ns-open", size=9)))

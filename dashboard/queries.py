@@ -92,3 +92,24 @@ def trial(url: str, study: str, number: int, rev: int) -> dict:
 @st.cache_data(show_spinner=False, max_entries=256, ttl=3600)
 def curves(url: str, study: str, number: int, rev: int) -> dict:
     return store(url).curves(study, number)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
+def config_problem(url: str, study: str, rev: int) -> str | None:
+    """Why the study's stored config does not validate under today's schema (None if it does).
+
+    `orchestrator.config` is torch- and ray-free (pydantic and search_space only); if a later
+    version stopped being importable here, the check is skipped rather than breaking the page."""
+    text = study_info(url, study, rev).config_yaml or ""
+    if not text.strip():
+        return None
+    try:
+        from orchestrator.config import load_config
+    except ImportError:  # pragma: no cover
+        return None
+    from search_space.errors import UserError
+    try:
+        load_config(text)
+    except UserError as e:
+        return " / ".join(e.lines())
+    return None

@@ -23,17 +23,19 @@ PARAM_LIMIT = 6e6
 TASKS = ("mqar", "selective_copying", "in_context_recall", "text_bpb")
 
 CONFIG_YAML = """\
-# synthetic study (dashboard.synthetic)
+# synthetic study (dashboard.synthetic); the shape `hybrid-nas search` stores
 study: {name}
-space: examples/spaces/small.yaml
+space: {{d_model: [64, 128, 256], layers: [2, 6]}}
 objectives:
   - quality
-  - decode_tokens_per_s
-  - peak_memory_mib
+  - decode_tokens_per_s: maximize
+  - peak_memory_mib: minimize
 constraints:
   - params_total <= 6e6
 sampler: nsga2
+trials: 100
 fidelity: smoke
+seed: 0
 """
 
 _MIXERS = ("attention", "mamba1", "mamba2", "rwkv7", "retention")

@@ -1,0 +1,293 @@
+"""The Streamlit app driven by `streamlit.testing.v1.AppTest` against real seeded SQLite stores."""
+from __future__ import annotations
+
+import base64
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dashboard import plots
+from dashboard.data import Objective, prepare
+from dashboard.synthetic import OBJECTIVES, random_architecture, result_for, seed_study
+from storage import Store
+
+from .conftest import APP
+
+
+def _figures(at):
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _chart_ids(at):
+    return [c.proto.id for c in at.get("plotly_chart")]
+
+
+def _values(arr):
+    """Plotly JSON arrays arrive binary-encoded ({dtype, bdata}) or as plain lists."""
+    if isinstance(arr, dict) and "bdata" in arr:
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=np.dtype(arr["dtype"]))
+    return np.asarray(arr, dtype=float)
+
+
+def _no_problems(at):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _frame(url, study):
+    s = Store(url)
+    return prepare(s.trials_frame(study), [Objective(*o) for o in s.get_study(study).objectives])
+
+
+def test_app_imports_neither_torch_nor_ray(seeded):
+    # every page is rendered in a fresh interpreter, then its sys.modules is inspected
+    code = f"""
+import os, sys
+os.environ["HYBRID_NAS_STORAGE"] = {seeded!r}
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({APP!r}, default_timeout=120).run()
+for view in ["progress", "trials", "trial", "compare", "pareto"]:
+    at.sidebar.radio(key="view").set_value(view).run()
+    assert not at.exception and not at.error, (view, at.exception, at.error)
+print("torch" in sys.modules, "ray" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False False", out.stdout
+
+
+def test_pareto_page_matches_the_store(app, seeded):
+    app.run()
+    _no_problems(app)
+    assert app.sidebar.selectbox(key="study").value == "demo"  # the newest study comes first
+    df = _frame(seeded, "demo")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["trials"] == "40"
+    assert metrics["complete"] == str(int((df["status"] == "complete").sum()))
+    front = Store(seeded).pareto_front("demo", OBJECTIVES)
+    # the page's Pareto category (computed on the frame) is Optuna's front from storage
+    assert metrics["Pareto"] == str(len(front))
+    assert set(df.loc[df["category"] == "Pareto", "number"]) == set(front["number"])
+    figs = _figures(app)
+    first = figs[0]
+    trace = first["data"][0]
+    cd = trace["customdata"]
+    numbers = [int(r[0]) for r in cd]
+    rows = plots.plotted_rows(df, "decode_tokens_per_s", "quality")
+    assert numbers == rows["number"].tolist()
+    # hover summary: pattern, params, cache, fidelity
+    r0 = rows.iloc[0]
+    assert cd[0][2] == r0["pattern"] and cd[0][5] == "smoke" and cd[0][3] == r0["params_h"]
+    assert "trial %{customdata[0]}" in trace["hovertemplate"]
+    # categories told apart by colour and symbol, with legend entries
+    legend = [t["name"] for t in first["data"][1:]]
+    assert any(n.startswith("Pareto (") for n in legend) and any(n.startswith("dominated (") for n in legend)
+    assert any(n.startswith("infeasible (") for n in legend)
+    assert any(n.startswith("failed: ") for n in legend)  # failed trials have no throughput: said so
+    syms = trace["marker"]["symbol"]
+    cats = rows["category"].tolist()
+    assert {syms[i] for i, c in enumerate(cats) if c == "Pareto"} == {"diamond"}
+    assert {syms[i] for i, c in enumerate(cats) if c == "dominated"} == {"circle"}
+    # quality vs throughput and quality vs memory side by side, then the selectable pair
+    assert figs[1]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
+    assert figs[0]["layout"]["yaxis"]["title"]["text"] == plots.axis_title("quality")
+    # the Pareto set downloads from the sidebar
+    labels = [b.label for b in app.sidebar.get("download_button")]
+    assert f"download Pareto set ({len(front)}) YAML" in labels
+
+
+def test_axis_selectors_change_the_chart(app, seeded):
+    app.run()
+    app.selectbox(key="x_axis").set_value("params_total").run()
+    app.selectbox(key="y_axis").set_value("task:mqar").run()
+    _no_problems(app)
+    fig = _figures(app)[2]
+    assert fig["layout"]["xaxis"]["title"]["text"] == plots.axis_title("params_total")
+    assert fig["layout"]["yaxis"]["title"]["text"] == plots.axis_title("task:mqar")
+    df = _frame(seeded, "demo")
+    rows = plots.plotted_rows(df, "params_total", "task:mqar")
+    xs = _values(fig["data"][0]["x"])
+    assert np.allclose(xs, rows["params_total"].to_numpy(dtype=float))
+    # the 3-objective view exists with the study's three objectives
+    assert app.selectbox(key="z3").value == "peak_memory_mib"
+
+
+def test_simulated_chart_selection_selects_trials_and_compares(app, seeded):
+    app.run()
+    key = "pf_xy:decode_tokens_per_s:quality"
+    app.session_state[key] = {"selection": {"points": [], "point_indices": [0, 3], "box": [], "lasso": []}}
+    app.run()
+    _no_problems(app)
+    rows = plots.plotted_rows(_frame(seeded, "demo"), "decode_tokens_per_s", "quality")
+    want = sorted(rows["number"].iloc[[0, 3]].tolist())
+    assert app.sidebar.multiselect(key="selected").value == want
+    labels = [b.label for b in app.sidebar.get("download_button")]
+    assert "download selected (2) YAML" in labels
+    app.sidebar.button(key="cmp_sel").click().run()
+    _no_problems(app)
+    assert app.sidebar.radio(key="view").value == "compare"
+    table = app.dataframe[0].value
+    assert list(table.columns) == ["", f"trial {want[0]}", f"trial {want[1]}"]
+    assert any("YAML diff" in m.value for m in app.markdown)
+    assert app.query_params["view"] == ["compare"] or app.query_params["view"] == "compare"
+
+
+def test_points_with_customdata_map_to_trials(app, seeded):
+    # what a browser sends: points carrying customdata (trial number first), curve 1 ignored
+    app.run()
+    key = "pf_thr:decode_tokens_per_s:quality"
+    pts = [{"curve_number": 0, "point_index": 5, "customdata": [7, "Pareto"]},
+           {"curve_number": 1, "point_index": 0}]
+    app.session_state[key] = {"selection": {"points": pts, "point_indices": [5, 0], "box": [], "lasso": []}}
+    app.run()
+    assert app.sidebar.multiselect(key="selected").value == [7]
+
+
+def test_deep_link_to_a_trial(app, seeded):
+    app.query_params["study"] = "other"
+    app.query_params["trial"] = "4"
+    app.run()
+    _no_problems(app)
+    assert app.sidebar.selectbox(key="study").value == "other"
+    assert app.sidebar.radio(key="view").value == "trial"
+    assert app.selectbox(key="trial_pick").value == 4
+    dot = app.get("graphviz_chart")[0].proto.spec
+    assert dot.startswith("digraph") and "embedding" in dot
+    yaml_text = app.code[0].value
+    from search_space.genome import Architecture
+    assert Architecture.from_yaml(yaml_text).fingerprint() == \
+        Architecture.from_yaml(Store(seeded).trial_yaml("other", 4)).fingerprint()
+    assert any(b.label.startswith("download other-trial4.yaml") for b in app.get("download_button"))
+    # the page writes its state back into the URL
+    app.selectbox(key="trial_pick").set_value(6).run()
+    assert app.query_params["trial"] in (["6"], "6")
+
+
+def test_study_selection_resets_selection_and_updates_link(app):
+    app.run()
+    app.sidebar.multiselect(key="selected").set_value([1, 2]).run()
+    app.sidebar.selectbox(key="study").set_value("other").run()
+    _no_problems(app)
+    assert app.sidebar.multiselect(key="selected").value == []
+    assert app.query_params["study"] in (["other"], "other")
+    assert {m.label: m.value for m in app.metric}["trials"] == "12"
+
+
+def test_trials_table_filters(app, seeded):
+    app.run()
+    app.sidebar.radio(key="view").set_value("trials").run()
+    df = _frame(seeded, "demo")
+    assert len(app.dataframe[0].value) == len(df)
+    app.multiselect(key="f_category").set_value(["Pareto"]).run()
+    t = app.dataframe[0].value
+    assert set(t["number"]) == set(df.loc[df["category"] == "Pareto", "number"])
+    app.multiselect(key="f_category").set_value([]).run()
+    app.multiselect(key="f_status").set_value(["failed"]).run()
+    assert set(app.dataframe[0].value["status"]) == {"failed"}
+    app.multiselect(key="f_status").set_value([]).run()
+    app.multiselect(key="f_primitives").set_value(["moe"]).run()
+    t = app.dataframe[0].value
+    s = Store(seeded)
+    assert len(t) and all("type: moe" in s.trial_yaml("demo", int(n)) for n in t["number"])
+    assert len(t) == sum("type: moe" in s.trial_yaml("demo", int(n)) for n in df["number"])
+    app.multiselect(key="f_primitives").set_value([]).run()
+    app.selectbox(key="f_range_col").set_value("params_total").run()
+    lo, hi = app.slider(key="f_range:params_total").value
+    mid = float(np.median(df["params_total"]))
+    app.slider(key="f_range:params_total").set_value((lo, mid)).run()
+    _no_problems(app)
+    t = app.dataframe[0].value
+    assert len(t) == int((df["params_total"] <= mid).sum()) and (t["params_total"] <= mid).all()
+
+
+def test_progress_page(app):
+    app.run()
+    app.sidebar.radio(key="view").set_value("progress").run()
+    _no_problems(app)
+    figs = _figures(app)
+    hv = figs[0]
+    assert hv["layout"]["title"]["text"].startswith("hypervolume")
+    y = _values(hv["data"][0]["y"])
+    assert len(y) and np.all(np.diff(y) >= -1e-9)  # hypervolume never decreases
+    assert figs[1]["layout"]["title"]["text"].startswith("trials over time")
+    assert {t["name"] for t in figs[1]["data"]} >= {"complete", "failed"}
+
+
+def test_new_trials_appear_on_the_next_run(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    s = Store(url)
+    seed_study(s, "live", 5, seed=3, running=0)
+    monkeypatch.setenv("HYBRID_NAS_STORAGE", url)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert {m.label: m.value for m in at.metric}["trials"] == "5"
+    rng = random.Random(1)
+    arch = random_architecture(rng)
+    s.finish_trial("live", 5, result_for(arch, rng), constraints={"params_total": -1.0}, arch=arch)
+    at.run()  # what the live poll triggers: the revision moved, the cached frame is replaced
+    assert {m.label: m.value for m in at.metric}["trials"] == "6"
+
+
+# ------------------------------------------------------------------------------ error states
+def test_empty_store(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Store(url).close()
+    monkeypatch.setenv("HYBRID_NAS_STORAGE", url)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    _no_problems(at)
+    assert "has no studies yet" in at.info[0].value
+
+
+@pytest.mark.parametrize("url, needle", [
+    ("postgresql+psycopg://postgres:s3cret@127.0.0.1:1/nothing", "Cannot read the store"),
+    ("sqlite:////nonexistent/dir/store.db", "no database file"),
+])
+def test_unreachable_database_is_a_message(url, needle, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("HYBRID_NAS_STORAGE", url)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    assert at.error and needle in at.error[0].value
+    page = " ".join(e.value for e in at.error) + " ".join(c.value for c in at.sidebar.caption)
+    assert "s3cret" not in page
+
+
+def test_no_url(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.delenv("HYBRID_NAS_STORAGE", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception and "No store given" in at.error[0].value
+
+
+def test_study_without_completed_trials(app):
+    app.query_params["study"] = "pending"
+    app.run()
+    _no_problems(app)
+    assert any("no completed trial yet" in i.value and "3 running" in i.value for i in app.info)
+    app.sidebar.radio(key="view").set_value("progress").run()
+    _no_problems(app)
+
+
+def test_study_from_an_older_schema(app):
+    app.query_params["study"] = "oldschema"
+    app.run()
+    _no_problems(app)
+    assert any("older schema" in w.value for w in app.warning)
+    app.sidebar.radio(key="view").set_value("trial").run()
+    app.selectbox(key="trial_pick").set_value(0).run()
+    _no_problems(app)
+    assert any("older version of the genome schema" in w.value and "n_heads" in w.value for w in app.warning)
+    assert not app.get("graphviz_chart")
+
+
+def test_unknown_study_in_link(app):
+    app.query_params["study"] = "nope"
+    app.run()
+    _no_problems(app)
+    assert any("'nope'" in w.value for w in app.warning)
+    assert app.sidebar.selectbox(key="study").value in ("demo", "other", "pending", "oldschema")
