@@ -297,7 +297,7 @@ class SearchSpace(_Strict):
 
         def choice(path, value, choices):
             if value not in choices:
-                out.append((path, f"{_show(value)} is not one of the space's choices {[_show(c) for c in choices]}"))
+                out.append((path, f"{_show(value)} is not one of the space's choices {_show_list(choices)}"))
 
         choice("d_model", arch.d_model, self.d_model)
         choice("norm", arch.norm, self.norm)
@@ -365,7 +365,7 @@ class SearchSpace(_Strict):
             if name in choices:
                 if value not in choices[name]:
                     out.append((f"{path}.{name}", f"{_show(value)} is not one of the space's choices "
-                                                  f"{[_show(c) for c in choices[name]]}"))
+                                                  f"{_show_list(choices[name])}"))
             elif value != field.default:
                 out.append((f"{path}.{name}", f"{_show(value)} differs from the default {_show(field.default)} "
                                               "(the space does not vary it)"))
@@ -507,7 +507,7 @@ class ReplayTrial:
         from optuna.distributions import CategoricalDistribution
         v = self._get(name)
         if v not in choices:
-            raise GenomeError([(name, f"{_show(v)} is not one of {[_show(c) for c in choices]}")])
+            raise GenomeError([(name, f"{_show(v)} is not one of {_show_list(choices)}")])
         self.distributions[name] = CategoricalDistribution(list(choices))
         return v
 
@@ -546,6 +546,10 @@ def _cap_str(cap) -> str:
 
 def _show(v) -> str:
     return "null" if v is None else ("true" if v is True else "false" if v is False else repr(v) if isinstance(v, str) else str(v))
+
+
+def _show_list(values) -> str:
+    return "[" + ", ".join(_show(v) for v in values) + "]"
 
 
 def _clone(x):
