@@ -173,7 +173,8 @@ def _impls(op):
              "retention": (retention.retention_chunked, retention.retention_naive,
                            "proxy_models.ops.retention.fla:retention_fla"),
              "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, "proxy_models.ops.rwkv7.fla:rwkv7_fla"),
-             "selective_scan": (selective_scan.selective_scan_chunked, selective_scan.selective_scan_naive, None)}
+             "selective_scan": (selective_scan.selective_scan_chunked, selective_scan.selective_scan_naive,
+                                "proxy_models.ops.selective_scan.triton:selective_scan_triton")}
     return table[op]
 
 
@@ -410,7 +411,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes (CPU, about a minute)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     ap.add_argument("--primitives", default=",".join(PRIMITIVES))
-    ap.add_argument("--torch-only", action="store_true", help="disable the fla paths (measure the chunked PyTorch forms)")
+    ap.add_argument("--torch-only", action="store_true",
+                    help="disable the fla and Triton paths (measure the chunked PyTorch forms)")
     ap.add_argument("--budget", type=float, default=None, help="seconds per case")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/primitives-<device>.json)")
     args = ap.parse_args(argv)
@@ -427,7 +429,7 @@ def main(argv=None):
     tv, fv = versions()
     if args.torch_only:
         for op in OPS.values():
-            for n in ("fla-chunk",):
+            for n in ("fla-chunk", "triton"):
                 dispatch.disable(op, n)
     clock = Clock(device)
     t_start = time.perf_counter()

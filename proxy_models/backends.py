@@ -117,6 +117,14 @@ def fla_check(min_triton: tuple[int, ...] | None = None, hopper_min_triton: tupl
     return check
 
 
+def triton_check(p: Probe) -> str | None:
+    """A check for the project's own Triton kernels (proxy_models/ops/*/triton.py)."""
+    why = needs_cuda(p)
+    if why:
+        return why
+    return None if triton_version() is not None else "triton is not importable"
+
+
 def _flash_sdpa(p: Probe) -> str | None:
     why = needs_cuda(p)
     if why:
@@ -165,8 +173,8 @@ OPS: dict[str, dict[str, tuple[Candidate, ...]]] = {
     # ungated chunk_retention and the DPLR chunk_rwkv7 do not use the refused gated kernel
     "retention": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always))},
     "rwkv7": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always))},
-    # Mamba-1: fla has no selective-scan kernel (its Mamba layer needs mamba_ssm)
-    "selective_scan": {"fwd": (Candidate("torch-chunked", always),)},
+    # Mamba-1: fla has no selective-scan kernel (its Mamba layer needs mamba_ssm); ours is Triton
+    "selective_scan": {"fwd": (Candidate("triton", triton_check), Candidate("torch-chunked", always))},
 }
 
 
@@ -192,7 +200,7 @@ def choose(op: str, device: torch.device | str | None = None, dtype: torch.dtype
             name = c.name
             break
         skipped.append(f"{c.name}: {why}")
-    if skipped:
+    if skipped and not torch.compiler.is_compiling():  # dynamo cannot trace logging calls
         level = logging.WARNING if device.type == "cuda" else logging.INFO
         log.log(level, "backend for %s (%s, %s, %s): using %s (skipped %s)", op, direction, device, dtype,
                 name, "; ".join(skipped))

@@ -8,9 +8,9 @@ Design choices:
 - Parameters and initialisation follow the official `mamba_simple.Mamba`: S4D-real A_log =
   log(1..N) per channel, D = 1, dt_proj bias = inverse softplus of dt ~ log-uniform[1e-3, 1e-1],
   dt_proj weight uniform(+-dt_rank^-0.5). No in/out projection biases, a conv bias.
-- The scan is `ops.selective_scan` (chosen in `backends`, op "selective_scan"): the two-level
-  blocked scan in fp32 (exact; no fused kernel exists for it without mamba_ssm); `naive` is the
-  per-token reference.
+- The scan is `ops.selective_scan` (chosen in `backends`, op "selective_scan"): on a GPU our fused
+  Triton kernels (forward and backward; fla has none and mamba_ssm needs CUDA compilation),
+  elsewhere the two-level blocked scan in fp32; `naive` is the per-token reference.
 - Decoding state: the last d_conv-1 conv inputs and h [B, di, N] (fp32).
 Legend: B batch, T time, D d_model, E d_inner (expand*d), N state size, R dt_rank.
 """
@@ -26,7 +26,14 @@ from .base import Ctx, TokenMixer
 from .ops import dispatch
 from .ops.selective_scan import selective_scan_chunked
 
-IMPLS = {dispatch.TORCH: selective_scan_chunked}
+
+
+def _triton_scan(*args, **kwargs):
+    from .ops.selective_scan.triton import selective_scan_triton  # GPU only: triton imported here
+    return selective_scan_triton(*args, **kwargs)
+
+
+IMPLS = {dispatch.TORCH: selective_scan_chunked, "triton": _triton_scan}
 
 
 class Mamba1(TokenMixer):

@@ -62,3 +62,28 @@ def test_module_records_backend_and_param_count():
     m(torch.randn(1, 3, D))
     assert m.backend == "torch-chunked"
     assert sum(p.numel() for p in m.parameters()) == SPEC.params(D)
+
+
+def test_triton_kernels_match_sequential_in_the_interpreter(monkeypatch):
+    """The GPU kernels, run by Triton's CPU interpreter where triton is installed (the benchmark
+    checks them again on the GPU before timing)."""
+    import importlib
+    import sys
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # read when triton is first imported
+    pytest.importorskip("triton")
+    import triton.runtime.interpreter as interp
+    original = interp._patch_lang_tensor
+
+    def patched(tensor, scope):  # triton 3.6's interpreter calls int() on 1-element arrays,
+        original(tensor, scope)  # which numpy >= 2.3 refuses
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+    monkeypatch.setattr(interp, "_patch_lang_tensor", patched)
+    sys.modules.pop("proxy_models.ops.selective_scan.triton", None)
+    mod = importlib.import_module("proxy_models.ops.selective_scan.triton")
+    try:
+        for T, init in ((19, True), (1, False)):
+            x = inputs(T, init=init, Dch=5, N=3)
+            assert_agree(mod.selective_scan_triton, selective_scan_naive, x)
+    finally:
+        sys.modules.pop("proxy_models.ops.selective_scan.triton", None)
