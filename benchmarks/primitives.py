@@ -168,13 +168,16 @@ def _op_inputs(op, device, T=300, B=2):
 
 
 def _impls(op):
+    """(chunked, reference, {fast backend name: "module:function"})."""
     from proxy_models.ops import retention, rwkv7, selective_scan, ssd
-    table = {"ssd": (ssd.ssd_chunked, ssd.ssd_naive, "proxy_models.ops.ssd.fla:ssd_fla"),
+    base = "proxy_models.ops"
+    table = {"ssd": (ssd.ssd_chunked, ssd.ssd_naive,
+                     {"fla-chunk": f"{base}.ssd.fla:ssd_fla", "fla-parallel": f"{base}.ssd.fla:ssd_fla_parallel"}),
              "retention": (retention.retention_chunked, retention.retention_naive,
-                           "proxy_models.ops.retention.fla:retention_fla"),
-             "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, "proxy_models.ops.rwkv7.fla:rwkv7_fla"),
+                           {"fla-chunk": f"{base}.retention.fla:retention_fla"}),
+             "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, {"fla-chunk": f"{base}.rwkv7.fla:rwkv7_fla"}),
              "selective_scan": (selective_scan.selective_scan_chunked, selective_scan.selective_scan_naive,
-                                "proxy_models.ops.selective_scan.triton:selective_scan_triton")}
+                                {"triton": f"{base}.selective_scan.triton:selective_scan_triton"})}
     return table[op]
 
 
@@ -202,7 +205,7 @@ def correctness(device, ops) -> dict:
     import importlib
     out = {}
     for op in ops:
-        chunked, naive, fla_path = _impls(op)
+        chunked, naive, fast_paths = _impls(op)
         rec = {}
         inputs = _op_inputs(op, device)
         o_c, g_c = _run_op(chunked, inputs, torch.float32, True)
@@ -211,11 +214,11 @@ def correctness(device, ops) -> dict:
         rec["torch-chunked_vs_reference_fp32"] = {"max_rel_err": err, "ok": err < 1e-3}
         for need_grad in (False, True):
             name = dispatch.choice(op, device, torch.bfloat16, need_grad)
-            if name == dispatch.TORCH or fla_path is None:
+            if name == dispatch.TORCH or name not in fast_paths:
                 continue
             key = f"{name}_{'fwd+bwd' if need_grad else 'fwd'}_bf16_vs_torch-chunked_fp32"
             try:
-                mod, _, attr = fla_path.partition(":")
+                mod, _, attr = fast_paths[name].partition(":")
                 fast = getattr(importlib.import_module(mod), attr)
                 o_f, g_f = _run_op(fast, inputs, torch.bfloat16, need_grad)
                 errs = [_rel_err(o_f, o_c)] + [_rel_err(g_f[k], g_c[k]) for k in g_f]

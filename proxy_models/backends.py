@@ -125,6 +125,15 @@ def triton_check(p: Probe) -> str | None:
     return None if triton_version() is not None else "triton is not importable"
 
 
+def _fla_parallel_ssd(p: Probe) -> str | None:
+    """fla's quadratic parallel_simple_gla: trains on Hopper (no refused gated chunk kernel), but
+    costs O(T^2), so only for T <= 4096 (shape = (T,); empty shape = a typical training length)."""
+    why = fla_check()(p)
+    if why:
+        return why
+    return None if not p.shape or p.shape[0] <= 4096 else f"T={p.shape[0]} > 4096 for the quadratic form"
+
+
 def _flash_sdpa(p: Probe) -> str | None:
     why = needs_cuda(p)
     if why:
@@ -169,6 +178,7 @@ OPS: dict[str, dict[str, tuple[Candidate, ...]]] = {
     # SSD is fla's gated simple_gla: its backward is refused on Hopper with Triton < 3.7.1.
     "ssd": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always)),
             "bwd": (Candidate("fla-chunk", fla_check(hopper_min_triton=(3, 7, 1))),
+                    Candidate("fla-parallel", _fla_parallel_ssd),
                     Candidate("torch-chunked", always))},
     # ungated chunk_retention and the DPLR chunk_rwkv7 do not use the refused gated kernel
     "retention": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always))},

@@ -10,8 +10,10 @@ Design choices:
   log(U[1, 16]), dt_bias = inverse softplus of dt ~ log-uniform[1e-3, 1e-1], D = 1, no
   projection biases, a conv bias.
 - SSD runs through `ops.ssd` with q = C, k = B, v = x*dt, g = A*dt, scale 1 (the mapping to fla's
-  `chunk_simple_gla`). `backends` picks fla's kernel for the forward on a GPU and the chunked
-  PyTorch form wherever fla's backward is refused (Hopper with Triton < 3.7.1) or absent.
+  `chunk_simple_gla`). `backends` picks fla's chunk kernel for the forward on a GPU. For training
+  where fla refuses that kernel's backward (Hopper with Triton < 3.7.1) it picks fla's
+  `parallel_simple_gla` (the quadratic attention form of SSD, same function) up to T = 4096,
+  and the chunked PyTorch form beyond that or without fla.
 - Decoding state: the last d_conv-1 conv inputs and h [B, H, N, head_dim] (fp32).
 Legend: B batch, T time, D d_model, E d_inner, H heads, P head_dim, N d_state.
 """
@@ -27,7 +29,7 @@ from torch import nn
 from .base import Ctx, TokenMixer
 from .ops import dispatch
 from .ops.ssd import ssd_chunked
-from .ops.ssd.fla import ssd_fla
+from .ops.ssd.fla import ssd_fla, ssd_fla_parallel
 
 
 class Mamba2(TokenMixer):
@@ -50,7 +52,8 @@ class Mamba2(TokenMixer):
         self.out_proj = nn.Linear(E, d_model, bias=False)
         chunk = spec.chunk
         self._impls = {dispatch.TORCH: functools.partial(ssd_chunked, chunk=chunk),
-                       "fla-chunk": functools.partial(ssd_fla, chunk=chunk)}
+                       "fla-chunk": functools.partial(ssd_fla, chunk=chunk),
+                       "fla-parallel": ssd_fla_parallel}
 
     def _split(self, u):
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.heads], dim=-1)
@@ -71,7 +74,7 @@ class Mamba2(TokenMixer):
         x_h = x.reshape(Bsz, T, H, P)
         v = (x_h * dt[..., None]).to(x.dtype)
         (y, _), name = dispatch.run("ssd", self._impls, x.device, x.dtype,
-                                    Cm[:, :, None], Bm[:, :, None], v, dt * A, 1.0, None)
+                                    Cm[:, :, None], Bm[:, :, None], v, dt * A, 1.0, None, probe_shape=(T,))
         if not torch.compiler.is_compiling():
             self.backend = name
         y = y.float() + x_h.float() * self.D.float()[:, None]

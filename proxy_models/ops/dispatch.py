@@ -20,13 +20,15 @@ _DISABLED: set[tuple[str, str]] = set()
 TORCH = "torch-chunked"
 
 
-def choice(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool) -> str:
-    return backends.choose(op, device, dtype, "bwd" if need_grad else "fwd")
+def choice(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool, shape: tuple = ()) -> str:
+    return backends.choose(op, device, dtype, "bwd" if need_grad else "fwd", shape)
 
 
-def run(op: str, impls: dict, device: torch.device, dtype: torch.dtype, *args, **kwargs):
-    """impls: backend name -> callable; must contain TORCH."""
-    name = choice(op, device, dtype, torch.is_grad_enabled())
+def run(op: str, impls: dict, device: torch.device, dtype: torch.dtype, *args, probe_shape: tuple = (),
+        **kwargs):
+    """impls: backend name -> callable; must contain TORCH. probe_shape: what the op's checks in
+    `backends` look at (e.g. (T,) for SSD, whose quadratic form is offered only for short T)."""
+    name = choice(op, device, dtype, torch.is_grad_enabled(), probe_shape)
     key = (op, name, device.type, dtype)
     if name != TORCH and name in impls and key not in _FAILED and (op, name) not in _DISABLED:
         try:
@@ -43,9 +45,9 @@ def disable(op: str, name: str) -> None:
     _DISABLED.add((op, name))
 
 
-def used(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool) -> str:
+def used(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool, shape: tuple = ()) -> str:
     """The backend `run` would use now, without running it."""
-    name = choice(op, device, dtype, need_grad)
+    name = choice(op, device, dtype, need_grad, shape)
     if name == TORCH or (op, name) in _DISABLED or (op, name, device.type, dtype) in _FAILED:
         return TORCH
     return name
