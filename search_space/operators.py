@@ -103,7 +103,7 @@ def _realize(d: Draft, space: SearchSpace) -> Architecture | None:
         return None
     if space.problems(arch):
         return None
-    return space.replay(space.to_params(arch))
+    return space.replay(space._params(arch))
 
 
 def _t(rng: random.Random) -> RandomTrial:

@@ -402,6 +402,9 @@ class SearchSpace(_Strict):
         probs = self.problems(arch)
         if probs:
             raise GenomeError(probs)
+        return self._params(arch)
+
+    def _params(self, arch: Architecture) -> dict[str, Choice]:
         out: dict[str, Choice] = {}
         _put(out, "d_model", arch.d_model, self.d_model)
         _put(out, "norm", arch.norm, self.norm)
@@ -460,14 +463,14 @@ class SearchSpace(_Strict):
         `optuna.trial.create_trial(params=..., distributions=...)` when seeding a study."""
         t = ReplayTrial(params)
         self._draw(t)
-        return t.distributions
+        return t.optuna_distributions()
 
     def replay(self, params: dict[str, Choice]) -> Architecture:
         """The architecture `sample()` gives for these params (strict: unknown or missing names
         and values outside the choices raise GenomeError)."""
         t = ReplayTrial(params)
         data = self._draw(t)
-        extra = set(params) - set(t.distributions)
+        extra = set(params) - set(t.seen)
         if extra:
             raise GenomeError([(k, "not a parameter of this architecture in this space") for k in sorted(extra)])
         return self._finish(data)
@@ -492,11 +495,12 @@ class RandomTrial:
 
 
 class ReplayTrial:
-    """Answers from a params dict and records each parameter's distribution."""
+    """Answers from a params dict and records each parameter's distribution (as plain tuples;
+    `optuna_distributions()` turns them into Optuna's, so replaying needs no Optuna)."""
 
     def __init__(self, params: dict[str, Choice]):
         self.params = params
-        self.distributions: dict = {}
+        self.seen: dict[str, tuple] = {}
 
     def _get(self, name):
         if name not in self.params:
@@ -504,20 +508,23 @@ class ReplayTrial:
         return self.params[name]
 
     def suggest_categorical(self, name, choices):
-        from optuna.distributions import CategoricalDistribution
         v = self._get(name)
         if v not in choices:
             raise GenomeError([(name, f"{_show(v)} is not one of {_show_list(choices)}")])
-        self.distributions[name] = CategoricalDistribution(list(choices))
+        self.seen[name] = ("categorical", tuple(choices))
         return v
 
     def suggest_int(self, name, low, high):
-        from optuna.distributions import IntDistribution
         v = self._get(name)
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             raise GenomeError([(name, f"{_show(v)} is not an integer in {low}..{high}")])
-        self.distributions[name] = IntDistribution(low, high)
+        self.seen[name] = ("int", (low, high))
         return v
+
+    def optuna_distributions(self) -> dict:
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+        return {k: CategoricalDistribution(list(a)) if kind == "categorical" else IntDistribution(*a)
+                for k, (kind, a) in self.seen.items()}
 
 
 # ---------------------------------------------------------------------------------------------
