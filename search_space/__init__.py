@@ -5,6 +5,9 @@ No torch here: the dashboard and storage import this package."""
 from .errors import GenomeError, UserError
 from .genome import Architecture, Block, ParallelGroup, RecursionGroup, RecursionItem, BlockSite, RecursionSite, MixerSite
 from .registry import CHANNEL_MIXERS, TOKEN_MIXERS
+from .space import SearchSpace
+from .operators import crossover, mutate
 
 __all__ = ["Architecture", "Block", "ParallelGroup", "RecursionGroup", "RecursionItem", "BlockSite",
-           "RecursionSite", "MixerSite", "GenomeError", "UserError", "TOKEN_MIXERS", "CHANNEL_MIXERS"]
+           "RecursionSite", "MixerSite", "GenomeError", "UserError", "TOKEN_MIXERS", "CHANNEL_MIXERS",
+           "SearchSpace", "mutate", "crossover"]
