@@ -183,7 +183,8 @@ def preflight(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     # a sampler with bad options must fail here, not in the middle of Tune's set-up
     make_sampler(cfg.sampler, space=space, trials=cfg.trials, concurrency=cfg.concurrency or 1, seed=cfg.seed)
     url, shown = _absolute_storage(cfg.storage)
-    store = Store(url)
+    # resuming needs an existing store: a mistyped SQLite path must not create an empty one
+    store = Store(url, create=not resume)
     from storage import StoreError
     try:
         study = store.get_study(cfg.study)
@@ -315,7 +316,7 @@ def run_trial(ctx: dict, number: int, arch_dict: dict, *, tune_report=None):
     cons = constraint_values(ctx, arch, result) if result.status == "complete" else {}
     store.finish_trial(study, number, result, constraints=cons)
     out = {"hn_final": True, "hn_status": result.status, "hn_error": result.error or "",
-           "hn_constraints": cons, "hn_wall_s": float(result.wall_time_s)}
+           "hn_constraints": json.dumps(cons), "hn_wall_s": float(result.wall_time_s)}
     if values is not None:
         out.update(dict(zip(ctx["objectives"], values)))
     return out
@@ -372,7 +373,8 @@ def make_searcher(cfg: StudyConfig, space, url: str, orphans: list[int] | None =
             ot = self._ot_trials[trial_id]
             final = bool(result and result.get("hn_final"))
             if final and result.get("hn_status") == "complete":
-                for k, v in (result.get("hn_constraints") or {}).items():
+                # a JSON string: Tune flattens nested dicts in results
+                for k, v in json.loads(result.get("hn_constraints") or "{}").items():
                     ot.set_constraint(k, v)
                 return super().on_trial_complete(trial_id, result, error)
             state = TrialState.FAIL if (error or final) else TrialState.PRUNED
@@ -523,6 +525,18 @@ def _tune_run(prep: Prepared, trainable, *, param_space, num_samples, search_alg
     return tuner.fit()
 
 
+def _quiet_libraries():
+    import logging
+    import warnings
+
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Tune's own console output (config box, tables) would fight with our live view
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+
+
 def run_search(cfg: StudyConfig, *, resume: bool = False, address: str | None = None,
                console=None, live: bool | None = None, prepared: Prepared | None = None) -> SearchOutcome:
     """Run (or resume) the search a config describes; see the module docstring."""
@@ -532,6 +546,7 @@ def run_search(cfg: StudyConfig, *, resume: bool = False, address: str | None = 
     from .live import LiveView
 
     t0 = time.time()
+    _quiet_libraries()
     prep = prepared or preflight(cfg, resume=resume, address=address)
     cfg, store = prep.cfg, prep.store
     try:
