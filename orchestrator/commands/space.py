@@ -32,7 +32,7 @@ def load_any(path: str, kind: str = "auto"):
     architectures have `blocks`, spaces have `token_mixers`."""
     from search_space.genome import Architecture
     from search_space.space import SearchSpace
-    from search_space.yaml_io import load_yaml, validate_model
+    from search_space.yaml_io import load_yaml
 
     p = Path(path)
     if not p.exists():
@@ -47,7 +47,7 @@ def load_any(path: str, kind: str = "auto"):
         else:
             kind = "architecture"
     cls = SearchSpace if kind == "space" else Architecture
-    return kind, validate_model(cls, data, src)
+    return kind, cls.from_dict(data, src)
 
 
 @click.command()

@@ -51,11 +51,18 @@ MINIMAL = "d_model: [64]\ndepth: {min: 1, max: 2}\ntoken_mixers: {mamba2: {head_
     ("d_model: [64]\ndepth: 2\ntoken_mixers: {mamba1: null}\nconstraints: {max_params: -1}\n",
      "constraints.max_params", "greater than 0"),
     ("d_model: [64]\ndepth: 2\ntoken_mixers: {mamba1: null}\nbogus: 1\n", "bogus", "unknown field"),
+    ("d_model: [64]\ndepth: 2\ntoken_mixers: {mamba1: null}\nchannel_mixers: {none: 5}\n", "channel_mixers.none",
+     "valid dictionary"),
 ])
 def test_invalid_space_names_the_field(text, path, words):
     with pytest.raises(GenomeError) as e:
         SearchSpace.from_yaml(text)
     assert any(p == path and words in m for p, m in e.value.problems), e.value.problems
+
+
+def test_space_file_not_a_mapping():
+    with pytest.raises(GenomeError, match="expected a mapping at the top level, got list"):
+        SearchSpace.from_yaml("- 1\n- 2\n")
 
 
 def test_space_round_trips_through_yaml():
