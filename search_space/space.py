@@ -475,13 +475,14 @@ class SearchSpace(_Strict):
         self._draw(t)
         return t.optuna_distributions()
 
-    def replay(self, params: dict[str, Choice]) -> Architecture:
-        """The architecture `sample()` gives for these params (strict: unknown or missing names
-        and values outside the choices raise GenomeError)."""
+    def replay(self, params: dict[str, Choice], strict: bool = True) -> Architecture:
+        """The architecture `sample()` gives for these params. Missing names and values outside
+        the choices raise GenomeError; so do names `sample()` would not draw, unless
+        `strict=False` (a Ray Tune config may carry other keys next to the params)."""
         t = ReplayTrial(params)
         data = self._draw(t)
         extra = set(params) - set(t.seen)
-        if extra:
+        if extra and strict:
             raise GenomeError([(k, "not a parameter of this architecture in this space") for k in sorted(extra)])
         return self._finish(data)
 

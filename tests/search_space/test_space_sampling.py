@@ -176,6 +176,7 @@ def test_single_choices_are_not_suggested():
     assert space.replay({}) == a
     with pytest.raises(GenomeError, match="not a parameter"):
         space.replay({"depth": 3})
+    assert space.replay({"depth": 3, "other": 1}, strict=False) == a
 
 
 def test_replay_rejects_values_outside_the_choices():
