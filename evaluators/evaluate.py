@@ -115,8 +115,6 @@ def evaluate(arch: Architecture, fidelity: str | Fidelity = "smoke", device: str
             if deadline is not None and time.perf_counter() > deadline:
                 raise TrialFailed("time limit exceeded: before the efficiency measurements")
             _measure(arch, fid, dev, seed, vocab, res)
-        for k, v in res.analytic.items():
-            res.metrics.setdefault(k, v)
     except TrialStopped:
         res.status = "pruned"
     except TrialFailed as e:
@@ -132,6 +130,8 @@ def evaluate(arch: Architecture, fidelity: str | Fidelity = "smoke", device: str
     finally:
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+    for k, v in res.analytic.items():
+        res.metrics.setdefault(k, v)
     res.wall_time_s = time.perf_counter() - t_start
     res.metrics["wall_time_s"] = res.wall_time_s
     return res

@@ -14,8 +14,10 @@ Presets (`FIDELITIES`; override in code with `FIDELITIES["quick"].model_copy(upd
 `Fidelity.resolve("quick", max_seconds=60)`):
 - `smoke`: a whole `evaluate()` in a few seconds on one CPU thread for a 2-block d_model 64
   model; used by tests all over the project. Not a quality signal.
-- `quick`: about 20-40 s per trial on 2 CPU cores (a 10-trial search in a few minutes): MQAR,
-  in-context recall, selective copying and text at small sizes.
+- `quick`: about 20-40 s per trial on 2 CPU cores for the small proxies a CPU search uses
+  (d_model 64, 2-4 blocks; a 10-trial search in a few minutes): MQAR, in-context recall,
+  selective copying and text at small sizes, 120 steps each (~0.08 CPU-s per step at d_model 64, 4 blocks). Wider models take longer
+  (training cost grows with d_model^2): set `max_seconds`.
 - `standard`: about a minute per architecture on one GPU: the six MAD tasks at their baseline
   settings, MQAR at Zoology's (256, 16) with vocab 8192, and text; budgets in tokens.
 - `full`: the published MAD protocol: width 128 (the architecture is rescaled to d_model 128),
@@ -150,26 +152,27 @@ SMOKE = Fidelity(
 
 QUICK = Fidelity(
     name="quick",
-    tasks=[TaskEntry(name="mqar", params={"vocab_size": 256, "seq_len": 64, "num_kv_pairs": 8}, tokens=300 * 32 * 64, batch_size=32),
-           TaskEntry(name="in_context_recall", params={"vocab_size": 16, "seq_len": 64}, tokens=300 * 32 * 63, batch_size=32),
-           TaskEntry(name="selective_copying", params={"vocab_size": 16, "seq_len": 64, "num_tokens_to_copy": 8},
-                     tokens=300 * 32 * 64, batch_size=32)],
-    text=TextEntry(seq_len=128, tokens=300 * 16 * 128, batch_size=16, eval_windows=64),
-    lr=3e-3, report_every=50, eval_examples=256, report_eval_examples=64,
+    tasks=[TaskEntry(name="mqar", params={"vocab_size": 128, "seq_len": 64, "num_kv_pairs": 8}, tokens=120 * 16 * 64, batch_size=16),
+           TaskEntry(name="in_context_recall", params={"vocab_size": 16, "seq_len": 64}, tokens=120 * 16 * 63, batch_size=16),
+           TaskEntry(name="selective_copying", params={"vocab_size": 16, "seq_len": 48, "num_tokens_to_copy": 6},
+                     tokens=120 * 16 * 48, batch_size=16)],
+    text=TextEntry(seq_len=128, tokens=120 * 8 * 128, batch_size=8, eval_windows=64),
+    lr=3e-3, report_every=40, eval_examples=256, report_eval_examples=64,
     efficiency=EfficiencyEntry(vocab_size=256, prefill_context=256, prefill_batch=1, decode_batch=4, decode_steps=32, reps=2),
 )
 
 STANDARD = Fidelity(
     name="standard",
-    tasks=[_mad("in_context_recall", 2_000_000, vocab_size=16, seq=128),
-           _mad("fuzzy_in_context_recall", 2_000_000, vocab_size=16, seq=128, k_motif_size=3, v_motif_size=3),
-           _mad("noisy_in_context_recall", 2_000_000, vocab_size=32, seq=128, noise_vocab_size=16, frac_noise=0.2),
-           _mad("selective_copying", 2_000_000, vocab_size=16, seq=256, num_tokens_to_copy=16),
-           _mad("compression", 1_000_000, vocab_size=16, seq=32),
-           _mad("memorization", 1_000_000, vocab_size=256, seq=32),
+    # ~250 steps per task at batch 64 (memorization 500: it learns from the weights alone)
+    tasks=[_mad("in_context_recall", 64 * 127 * 250, batch=64, vocab_size=16, seq=128),
+           _mad("fuzzy_in_context_recall", 64 * 128 * 250, batch=64, vocab_size=16, seq=128, k_motif_size=3, v_motif_size=3),
+           _mad("noisy_in_context_recall", 64 * 127 * 250, batch=64, vocab_size=32, seq=128, noise_vocab_size=16, frac_noise=0.2),
+           _mad("selective_copying", 64 * 256 * 250, batch=64, vocab_size=16, seq=256, num_tokens_to_copy=16),
+           _mad("compression", 64 * 62 * 250, batch=64, vocab_size=16, seq=32),
+           _mad("memorization", 64 * 32 * 500, batch=64, vocab_size=256, seq=32),
            TaskEntry(name="mqar", params={"vocab_size": 8192, "seq_len": 256, "num_kv_pairs": 16},
-                     tokens=4_000_000, batch_size=64)],
-    text=TextEntry(seq_len=512, tokens=8_000_000, batch_size=32, eval_windows=128),
+                     tokens=64 * 256 * 250, batch_size=64)],
+    text=TextEntry(seq_len=512, tokens=32 * 512 * 400, batch_size=32, eval_windows=128),
     lr=1e-3, weight_decay=0.1, report_every=100, eval_examples=1280, report_eval_examples=256,
     efficiency=EfficiencyEntry(vocab_size=256, prefill_context=2048, prefill_batch=4, decode_batch=16, decode_steps=256, reps=3),
 )
