@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import GenomeError, from_validation_error
-from .genome import Architecture, Block, ParallelGroup, RecursionGroup, RecursionItem
+from .genome import MAX_LAYERS, Architecture, Block, ParallelGroup, RecursionGroup, RecursionItem
 from .registry import CHANNEL_MIXERS, COMBINERS, ROUTERS, TOKEN_MIXERS
 
 MAX_COMBINATIONS = 200_000  # choices x d_model combinations checked at load time, per primitive
@@ -182,6 +182,10 @@ class SearchSpace(_Strict):
             elif rec.capacity:
                 problems.append(("recursion.capacity", "only used by the expert_choice router"))
             self._caps = caps
+        body_max = self.recursion.body.max if self.recursion is not None else 1
+        if self.depth.max * body_max > MAX_LAYERS:
+            problems.append(("depth", f"depth up to {self.depth.max} with recursion bodies of up to {body_max} "
+                                      f"blocks can exceed the genome's limit of {MAX_LAYERS} layers"))
         if problems:
             raise GenomeError(problems)
         return self

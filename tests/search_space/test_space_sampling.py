@@ -51,6 +51,8 @@ MINIMAL = "d_model: [64]\ndepth: {min: 1, max: 2}\ntoken_mixers: {mamba2: {head_
     ("d_model: [64]\ndepth: 2\ntoken_mixers: {mamba1: null}\nconstraints: {max_params: -1}\n",
      "constraints.max_params", "greater than 0"),
     ("d_model: [64]\ndepth: 2\ntoken_mixers: {mamba1: null}\nbogus: 1\n", "bogus", "unknown field"),
+    ("d_model: [64]\ndepth: {min: 1, max: 64}\ntoken_mixers: {mamba1: null}\n"
+     "recursion: {max_depth: [2], routers: [token_choice], body: {min: 1, max: 16}}\n", "depth", "limit of 512 layers"),
     ("d_model: [64]\ndepth: 2\ntoken_mixers: {mamba1: null}\nchannel_mixers: {none: 5}\n", "channel_mixers.none",
      "valid dictionary"),
 ])
