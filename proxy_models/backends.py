@@ -42,7 +42,11 @@ def cuda_capability(index: int = 0) -> tuple[int, int] | None:
 def _version_tuple(v: str) -> tuple[int, ...]:
     out = []
     for part in v.split("+")[0].split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
+        digits = ""
+        for ch in part:  # leading digits only: "0rc1" is 0
+            if not ch.isdigit():
+                break
+            digits += ch
         if not digits:
             break
         out.append(int(digits))

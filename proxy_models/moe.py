@@ -80,7 +80,9 @@ class MoE(nn.Module):
         B, T, D = x_BTD.shape
         x = x_BTD.reshape(B * T, D)
         probs, idx, gates = self.route(x)
-        counts = torch.bincount(idx.reshape(-1), minlength=self.experts)
+        flat = idx.reshape(-1)
+        # not bincount: its output shape depends on the data, which breaks torch.compile graphs
+        counts = torch.zeros(self.experts, dtype=torch.long, device=x.device).index_add_(0, flat, torch.ones_like(flat))
         if self.spec.balancing == "aux_loss" and self.spec.aux_loss_weight > 0 and ctx is not None:
             f = counts.to(probs.dtype) / idx.numel()
             ctx.aux_losses.append(self.spec.aux_loss_weight * self.experts * (f * probs.mean(0)).sum())

@@ -15,12 +15,7 @@ from proxy_models.backends import layer_backends
 
 def build(arch, seed: int = 0):
     torch.manual_seed(seed)
-    try:
-        return build_model(arch, VOCAB)
-    except ModuleNotFoundError as e:  # TEMPORARY while helper A3's primitive modules land
-        if e.name and e.name.startswith("proxy_models."):
-            pytest.xfail(f"not landed yet: {e.name}")
-        raise
+    return build_model(arch, VOCAB)
 
 
 def tokens(seed: int = 1) -> torch.Tensor:
