@@ -9,12 +9,23 @@ Keys are drawn with replacement; train and test use the same map and the same ta
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from .base import IGNORE, Split, Task, randint
+
+
+@functools.lru_cache(maxsize=32)
+def _kv_map(vocab_size: int, map_seed: int, device: str) -> torch.Tensor:
+    # drawn on the CPU (the same map on every device), copied once per device: a host-to-device
+    # copy in the training loop would make the host wait for the GPU
+    ns = vocab_size - 1
+    nk = ns // 2
+    g = torch.Generator().manual_seed(map_seed)
+    return (torch.randperm(ns - nk, generator=g)[:nk] + nk).to(device)
 
 
 @dataclass(frozen=True)
@@ -31,11 +42,7 @@ class Memorization(Task):
             raise ValueError(f"vocab_size {self.vocab_size} must be >= 5")
 
     def kv_map(self, device) -> torch.Tensor:
-        ns = self.vocab_size - 1
-        nk = ns // 2
-        g = torch.Generator().manual_seed(self.map_seed)  # CPU: the same map on every device
-        vals = torch.randperm(ns - nk, generator=g)[:nk] + nk
-        return vals.to(device)
+        return _kv_map(self.vocab_size, self.map_seed, str(torch.device(device)))
 
     def sample(self, n, generator, split: Split = "train"):
         g = generator
