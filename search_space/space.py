@@ -59,6 +59,17 @@ def _range(v: Any) -> Any:
     return v
 
 
+def _listify(v: Any) -> Any:
+    # `d_model: 128` means one choice
+    return v if isinstance(v, list) or v is None else [v]
+
+
+def _unique(v: list) -> list:
+    if any(v[i] == v[j] and type(v[i]) is type(v[j]) for i in range(len(v)) for j in range(i)):
+        raise ValueError(f"duplicate choices in {v}")
+    return v
+
+
 class DepthRange(_Strict):
     min: int = Field(ge=1, le=64)
     max: int = Field(ge=1, le=64)
@@ -92,13 +103,23 @@ class RecursionSpace(_Strict):
     def _body(cls, v):
         return _range(v)
 
+    @field_validator("max_depth", "routers", mode="before")
+    @classmethod
+    def _lists(cls, v):
+        return _listify(v)
+
     @field_validator("max_depth")
     @classmethod
     def _depths(cls, v):
         for x in v:
             if not 2 <= x <= 8:
                 raise ValueError(f"{x} must be between 2 and 8")
-        return v
+        return _unique(v)
+
+    @field_validator("routers")
+    @classmethod
+    def _routers(cls, v):
+        return _unique(v)
 
 
 class Constraints(_Strict):
@@ -134,15 +155,18 @@ class SearchSpace(_Strict):
     def _depth(cls, v):
         return _range(v)
 
+    @field_validator("d_model", "norm", "tie_embeddings", mode="before")
+    @classmethod
+    def _lists(cls, v):
+        return _listify(v)
+
     @field_validator("d_model")
     @classmethod
     def _dm(cls, v):
         for x in v:
             if not 8 <= x <= 16384:
                 raise ValueError(f"{x} must be between 8 and 16384")
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate choices in {v}")
-        return v
+        return _unique(v)
 
     # ------------------------------------------------------------------ load-time checks
     @model_validator(mode="after")
@@ -154,6 +178,8 @@ class SearchSpace(_Strict):
             v = getattr(self, field)
             if len(set(v)) != len(v):
                 problems.append((field, f"duplicate choices in {v}"))
+        if self.parallel is not None and len(set(self.parallel.combiners)) != len(self.parallel.combiners):
+            problems.append(("parallel.combiners", f"duplicate choices in {self.parallel.combiners}"))
         if self.parallel is not None:
             for i, m in enumerate(self.parallel.mixers or []):
                 if m not in self.token_mixers:

@@ -37,6 +37,9 @@ MINIMAL = "d_model: [64]\ndepth: {min: 1, max: 2}\ntoken_mixers: {mamba2: {head_
      "channel_mixers.moe", "top_k 4 exceeds experts 2"),
     ("d_model: [64]\ndepth: {min: 4, max: 2}\ntoken_mixers: {mamba1: null}\n", "depth", "min 4 exceeds max 2"),
     ("d_model: [4]\ndepth: 2\ntoken_mixers: {mamba1: null}\n", "d_model", "between 8 and 16384"),
+    ("d_model: [64, 64]\ndepth: 2\ntoken_mixers: {mamba1: null}\n", "d_model", "duplicate choices"),
+    ("d_model: 64\ndepth: 2\ntoken_mixers: {mamba1: null}\nrecursion: {max_depth: [2, 2], routers: token_choice}\n",
+     "recursion.max_depth", "duplicate choices"),
     ("d_model: [64]\ndepth: 2\ntoken_mixers: {}\n", "token_mixers", "at least 1"),
     ("d_model: [64]\ndepth: 2\ntoken_mixers: {mamba1: null}\nparallel: {mixers: [attention]}\n",
      "parallel.mixers[0]", "not one of the space's token_mixers"),
@@ -60,6 +63,13 @@ def test_invalid_space_names_the_field(text, path, words):
     with pytest.raises(GenomeError) as e:
         SearchSpace.from_yaml(text)
     assert any(p == path and words in m for p, m in e.value.problems), e.value.problems
+
+
+def test_scalars_mean_one_choice():
+    s = SearchSpace.from_yaml("d_model: 64\ndepth: 2\nnorm: layernorm\ntoken_mixers: {mamba1: {d_state: 8}}\n"
+                              "recursion: {max_depth: 2, routers: token_choice}\n")
+    assert s.d_model == [64] and s.norm == ["layernorm"] and s.recursion.max_depth == [2]
+    assert s.mixer_choices("token", "mamba1") == {"d_state": (8,)}
 
 
 def test_space_file_not_a_mapping():
