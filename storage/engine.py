@@ -112,13 +112,21 @@ def make_engine(url: URL, *, busy_timeout_ms: int = 30_000, connect_timeout_s: i
         connect_args={"connect_timeout": connect_timeout_s, "application_name": "hybrid-nas"})
 
 
-def is_transient(exc: BaseException) -> bool:
+# psycopg's words for "could not connect at all": wrong host/port, no such database, bad
+# password, timeout. Not retried when opening, so an unreachable server is reported at once.
+_CONNECT_FAILURES = ("connection failed", "connection refused", "could not connect", "timeout expired",
+                     "does not exist", "authentication failed", "no such host", "name or service not known")
+
+
+def is_transient(exc: BaseException, connecting: bool = False) -> bool:
     """Would running the same transaction again plausibly succeed?"""
+    orig = getattr(exc, "orig", None)
+    if connecting and any(s in str(orig or exc).lower() for s in _CONNECT_FAILURES):
+        return False
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if not isinstance(exc, OperationalError):
         return False
-    orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate is not None:
         return sqlstate.startswith(_PG_TRANSIENT_PREFIXES)
@@ -142,23 +150,29 @@ class Retrying:
         self.attempts, self.base_s, self.cap_s = attempts, base_s, cap_s
         self.retries = 0
 
-    def run(self, engine_fn: Callable[[], Engine], fn: Callable[[Connection], T], what: str, url: URL) -> T:
+    def call(self, fn: Callable[[], T], what: str, url: URL, connecting: bool = False) -> T:
+        """Call `fn`, again after a transient failure (jittered exponential backoff)."""
         for attempt in range(self.attempts):
             try:
-                with engine_fn().connect() as conn:
-                    conn = conn.execution_options(hnas_write=True)
-                    with conn.begin():
-                        return fn(conn)
+                return fn()
             except DBAPIError as e:
-                if not is_transient(e) or attempt == self.attempts - 1:
-                    if is_transient(e):
-                        raise StoreError(f"{what} failed after {self.attempts} attempts on {hide(url)}: "
-                                         f"{one_line(e)}") from e
+                if not is_transient(e, connecting):
                     raise
+                if attempt == self.attempts - 1:
+                    raise StoreError(f"{what} failed after {self.attempts} attempts on {hide(url)}: "
+                                     f"{one_line(e)}") from e
                 self.retries += 1
-                delay = min(self.cap_s, self.base_s * 2 ** attempt) * random.uniform(0.5, 1.5)
-                time.sleep(delay)
+                time.sleep(min(self.cap_s, self.base_s * 2 ** attempt) * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def run(self, engine_fn: Callable[[], Engine], fn: Callable[[Connection], T], what: str, url: URL) -> T:
+        """Run `fn(conn)` in one write transaction, retried as a whole."""
+        def once():
+            with engine_fn().connect() as conn:
+                conn = conn.execution_options(hnas_write=True)
+                with conn.begin():
+                    return fn(conn)
+        return self.call(once, what, url)
 
 
 @contextmanager

@@ -156,6 +156,7 @@ class Store:
         self._holder = EngineHolder(self.url, busy_timeout_ms=busy_timeout_ms)
         self._retry = Retrying(attempts=retry_attempts)
         self._study_ids: dict[str, int] = {}
+        self._arch_cache: dict[str, dict] = {}
         self._opened_pid: int | None = None
         if connect:
             self._open()
@@ -188,7 +189,13 @@ class Store:
             if not os.path.exists(path):
                 raise StoreError(f"no database file at {path!r} ({hide(self.url)})")
         with translate_errors(self.url, "open storage"):
-            migrate.upgrade(self._holder.get())
+            # Connect once: an unreachable server is reported at once (not retried), while a
+            # lock held by another process switching SQLite to WAL, or a connection dropped
+            # right after it was made, is retried.
+            probe = lambda: self._holder.get().connect().close()  # noqa: E731
+            self._retry.call(probe, "open storage", self.url, connecting=True)
+            # ...while the upgrade, racing other processes, retries like any write.
+            self._retry.call(lambda: migrate.upgrade(self._holder.get()), "upgrade the schema", self.url)
         self._opened_pid = os.getpid()
 
     def _engine(self):
@@ -337,12 +344,19 @@ class Store:
         return self._read(fn)
 
     # -- architectures -------------------------------------------------------------------
-    @staticmethod
-    def _arch_row(arch: "Architecture") -> dict:
-        from search_space.metrics import analytic_metrics
-        a = analytic_metrics(arch)
-        return dict(fingerprint=arch.fingerprint(), name=arch.name, yaml=arch.to_yaml(), pattern=arch.pattern(),
-                    d_model=arch.d_model, n_layers=len(arch.flat_blocks()), created_at=_now(), **a)
+    def _arch_row(self, arch: "Architecture") -> dict:
+        # YAML and analytic costs cost milliseconds; a search writes the same few architectures
+        # many times (every start, every retry), so rows are cached by fingerprint per Store.
+        fp = arch.fingerprint()
+        row = self._arch_cache.get(fp)
+        if row is None:
+            from search_space.metrics import analytic_metrics
+            if len(self._arch_cache) >= 4096:
+                self._arch_cache.clear()
+            row = self._arch_cache[fp] = dict(
+                fingerprint=fp, name=arch.name, yaml=arch.to_yaml(), pattern=arch.pattern(), d_model=arch.d_model,
+                n_layers=len(arch.flat_blocks()), **analytic_metrics(arch))
+        return dict(row, created_at=_now())
 
     def _upsert_arch(self, conn: Connection, row: dict) -> int:
         # do_update (to the same value) rather than do_nothing, so RETURNING always yields the id.
