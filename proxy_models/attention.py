@@ -77,8 +77,7 @@ class Attention(TokenMixer):
             delta = pos[:, None] - pos[None, :]
             mask = (delta >= 0) & (delta < self.window)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
-        if not torch.compiler.is_compiling():
-            self.backend = backends.choose(self._op, x_BTD.device, q.dtype, shape=(self.head_dim,))
+        self.backend = backends.choose(self._op, x_BTD.device, q.dtype, shape=(self.head_dim,))
         return self._out(o)
 
     def reference(self, x_BTD: torch.Tensor, ctx: Ctx | None = None) -> torch.Tensor:

@@ -15,6 +15,10 @@ Design:
   say, without building the model, which backend each layer would use on this machine (this is
   what `hybrid-nas show` prints). Modules record what they actually ran in `module.backend`.
 
+Under `torch.compile` the choice is traced like any Python (no graph break) but not logged
+(Dynamo cannot trace logging calls): call `layer_backends(arch, device, dtype)` before compiling
+to make, and log, the choices eagerly.
+
 Adding an op (e.g. a new recurrent kernel) is one entry in `OPS` and one in `PRIMITIVE_OPS`;
 checks for fla kernels are built with `fla_check(...)`.
 """

@@ -97,8 +97,7 @@ class MoE(nn.Module):
     def _dispatch(self, x_ND, idx_NK, gates_NK, counts_E):
         dtype = torch.get_autocast_dtype(x_ND.device.type) if torch.is_autocast_enabled(x_ND.device.type) else x_ND.dtype
         how = self.dispatch or backends.choose("moe_dispatch", x_ND.device, dtype, shape=(self.d_model, self.hidden))
-        if not torch.compiler.is_compiling():
-            self.backend = how
+        self.backend = how  # under torch.compile too: Dynamo replays attribute writes
         flat = idx_NK.reshape(-1)
         order = flat.argsort(stable=True)
         token = order // self.top_k              # which token each sorted slot came from

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pm_cases import B, CASES, T, VOCAB
+from pm_cases import B, CASES, SMALL, T, VOCAB
 from proxy_models import build_model
 from proxy_models.backends import layer_backends
+from search_space.registry import TOKEN_MIXERS
 
 
 def build(arch, seed: int = 0):
@@ -102,3 +103,22 @@ def test_backends_recorded(case_id, arch):
     predicted = layer_backends(arch, device="cpu", dtype=torch.float32)
     assert recorded == predicted
     assert all(isinstance(v, str) and v for v in recorded.values())
+
+
+@pytest.mark.parametrize("name", list(TOKEN_MIXERS))
+def test_every_token_mixer_has_a_reference_agreement_test(name):
+    """A primitive's fast path must be checked against its plain-PyTorch reference: attention in
+    test_attention.py, a recurrent op in test_ops_<op>.py (the op `backends` maps it to)."""
+    from pathlib import Path
+
+    from proxy_models.backends import PRIMITIVE_OPS
+    here = Path(__file__).parent
+    if name == "attention":
+        text = (here / "test_attention.py").read_text()
+        assert "def test_sdpa_matches_reference" in text
+        return
+    spec = TOKEN_MIXERS[name](type=name, **SMALL.get(name, {}))
+    op = PRIMITIVE_OPS[name](spec, 32)[0]
+    path = here / f"test_ops_{op}.py"
+    assert path.exists(), f"no reference test file {path.name} for {name}"
+    assert "_matches_" in path.read_text(), f"{path.name} has no fast-vs-reference test"
