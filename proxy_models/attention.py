@@ -70,15 +70,25 @@ class Attention(TokenMixer):
         T = x_BTD.shape[1]
         pos = torch.arange(T, device=x_BTD.device)
         q, k, v = self._qkv(x_BTD, pos)
-        gqa = self.kv_heads != self.heads
+        self.backend = backends.choose(self._op, x_BTD.device, q.dtype, shape=(self.head_dim,))
+        k, v, gqa = self._gqa(k, v)
         if self.window is None or self.window >= T:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
         else:
             delta = pos[:, None] - pos[None, :]
             mask = (delta >= 0) & (delta < self.window)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
-        self.backend = backends.choose(self._op, x_BTD.device, q.dtype, shape=(self.head_dim,))
         return self._out(o)
+
+    def _gqa(self, k, v):
+        """SDPA's native GQA where the kernel takes it (flash, CPU); the CUDA memory-efficient
+        kernel does not, and SDPA would silently drop to the math kernel, so K/V are repeated."""
+        if self.kv_heads == self.heads:
+            return k, v, False
+        if self.backend in ("sdpa-flash", "sdpa-cpu"):
+            return k, v, True
+        rep = self.heads // self.kv_heads
+        return k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1), False
 
     def reference(self, x_BTD: torch.Tensor, ctx: Ctx | None = None) -> torch.Tensor:
         """Attention written out (softmax(q k^T / sqrt(P) + mask) v, K/V repeated per group),
@@ -116,6 +126,6 @@ class Attention(TokenMixer):
             V = state["v"].index_copy(2, slot, v)
             if pos + 1 < self.window:  # ring not full yet: unwritten slots must not be attended
                 mask = (torch.arange(self.window, device=x_BD.device) <= pos)[None, None, None, :]
-        o = F.scaled_dot_product_attention(q, K.to(q.dtype), V.to(q.dtype), attn_mask=mask,
-                                           enable_gqa=self.kv_heads != self.heads)
+        Kq, Vq, gqa = self._gqa(K.to(q.dtype), V.to(q.dtype))
+        o = F.scaled_dot_product_attention(q, Kq, Vq, attn_mask=mask, enable_gqa=gqa)
         return self._out(o)[:, 0], {"k": K, "v": V, "pos": pos + 1}

@@ -52,3 +52,20 @@ def test_rope_scores_depend_on_relative_position_only():
 
     torch.testing.assert_close(score(7, 3), score(104, 100), rtol=1e-4, atol=1e-5)
     assert m.backend in ("sdpa-cpu", "sdpa-flash", "sdpa-efficient")
+
+
+@pytest.mark.parametrize("kw", [{"kv_heads": 2}, {"kv_heads": 1, "window": 4}], ids=["gqa", "mqa-window"])
+def test_repeated_kv_path_matches_reference(kw, monkeypatch):
+    # the path a CUDA memory-efficient kernel takes (K/V repeated per group instead of enable_gqa)
+    from proxy_models import backends
+    monkeypatch.setattr(backends, "choose", lambda *a, **k: "sdpa-efficient")
+    m = layer(**kw)
+    x = torch.randn(2, 13, 32)
+    torch.testing.assert_close(m(x), m.reference(x), rtol=1e-5, atol=1e-5)
+    assert m.backend == "sdpa-efficient"
+    state = m.init_state(2, dtype=torch.float32)
+    outs = []
+    for t in range(13):
+        o, state = m.step(x[:, t], state)
+        outs.append(o)
+    torch.testing.assert_close(torch.stack(outs, 1), m.reference(x), rtol=1e-4, atol=1e-4)
