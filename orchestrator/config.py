@@ -323,6 +323,9 @@ class StudyConfig(_Strict):
     def resolved(self) -> dict:
         """The config with the space inlined: what the store keeps so `--resume STUDY` needs no files."""
         data = self.model_dump(mode="json")
+        # the store keeps this text and the dashboard shows it: never the database password
+        from storage.engine import hide
+        data["storage"] = hide(data["storage"])
         src, _ = self.space_source()
         if isinstance(src, Path):
             from search_space.yaml_io import load_yaml
