@@ -534,6 +534,8 @@ def _quiet_libraries():
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # Tune's own console output (config box, tables) would fight with our live view
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # failed trials and ASHA's intermediate reports carry no objective values, on purpose
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
 
 
