@@ -198,20 +198,20 @@ class Store:
             self._retry.call(lambda: migrate.upgrade(self._holder.get()), "upgrade the schema", self.url)
         self._opened_pid = os.getpid()
 
-    def _engine(self):
-        self._open()
-        return self._holder.get()
-
     def _write(self, fn, what: str):
         self._open()
         with translate_errors(self.url, what):
             return self._retry.run(self._holder.get, fn, what, self.url)
 
     def _read(self, fn, what: str = "read storage"):
-        engine = self._engine()
-        with translate_errors(self.url, what):
-            with engine.connect() as conn:
+        self._open()
+
+        def once():
+            with self._holder.get().connect() as conn:
                 return fn(conn)
+        # Reads retry too: a dashboard must not die because a connection dropped.
+        with translate_errors(self.url, what):
+            return self._retry.call(once, what, self.url)
 
     def _insert(self, table):
         return (pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
@@ -419,47 +419,84 @@ class Store:
         when every constraint value is <= 0 (Optuna's convention), None when there are none; a NaN
         constraint value is infeasible. `arch`, `node` and `params` are only needed when
         `start_trial` was never recorded (they are kept from it otherwise)."""
+        self.finish_trials(study, [(number, result, constraints, arch)], node=node, params=params)
+
+    def finish_trials(self, study: str, items: Iterable[tuple], *, node: str | None = None,
+                      params: dict | None = None, chunk: int = 1000) -> int:
+        """`finish_trial` for many trials: items are `(number, result[, constraints[, arch]])`.
+        One transaction per `chunk` trials with multi-row upserts (imports, seeding a study, the
+        benchmark). Returns the number of trials written."""
+        batch, n = [], 0
+        for item in items:
+            batch.append(self._finish_row(*item))
+            if len(batch) >= chunk:
+                n += self._write_finished(study, batch, node, params)
+                batch = []
+        if batch:
+            n += self._write_finished(study, batch, node, params)
+        return n
+
+    def _finish_row(self, number: int, result: "TrialResult", constraints: dict | None = None,
+                    arch: "Architecture | None" = None) -> tuple[dict, dict, dict | None, list]:
         if result.status not in ("complete", "failed", "pruned"):
             raise StoreError(f"trial {number}: status {result.status!r} is not complete, failed or pruned")
-        cons = _floats(constraints, "constraints")
-        metrics = {**_floats(result.analytic, "analytic"), **_floats(result.measured, "measured"),
-                   **_floats(result.metrics, "metrics")}
+        cons = _floats(constraints, f"trial {number} constraints")
+        analytic, measured = _floats(result.analytic, "analytic"), _floats(result.measured, "measured")
+        metrics = {**analytic, **measured, **_floats(result.metrics, f"trial {number} metrics")}
         metrics.setdefault("wall_time_s", float(result.wall_time_s))
-        feasible = None if not cons else all(v <= 0 for v in cons.values())  # NaN <= 0 is False
-        arow = self._arch_row(arch) if arch is not None else None
+        row = dict(number=int(number), status=result.status, fidelity=result.fidelity or "", seed=int(result.seed),
+                   device=result.device or None, backend=dumps(result.backend or {}),
+                   task_scores=dumps(_floats(result.task_scores, "task_scores")), measured=dumps(measured),
+                   analytic=dumps(analytic), constraints=dumps(cons), extra=dumps(result.extra or {}),
+                   feasible=None if not cons else all(v <= 0 for v in cons.values()),  # NaN <= 0 is False
+                   error=result.error, wall_time_s=float(result.wall_time_s))
         points = [(name, int(s), *_encode_point(v)) for name, pts in (result.curves or {}).items() for s, v in pts]
-        now = _now()
+        return row, metrics, self._arch_row(arch) if arch is not None else None, points
+
+    def _write_finished(self, study: str, batch: list, node: str | None, params: dict | None) -> int:
+        numbers = [row["number"] for row, *_ in batch]
 
         def fn(conn):
             sid = self._study_id(conn, study)
-            row = dict(study_id=sid, number=int(number), status=result.status, fidelity=result.fidelity or "",
-                       seed=int(result.seed), device=result.device or None, backend=dumps(result.backend or {}),
-                       task_scores=dumps(_floats(result.task_scores, "task_scores")),
-                       measured=dumps(_floats(result.measured, "measured")),
-                       analytic=dumps(_floats(result.analytic, "analytic")), constraints=dumps(cons),
-                       extra=dumps(result.extra or {}), feasible=feasible, error=result.error,
-                       wall_time_s=float(result.wall_time_s), finished_at=now, updated_at=now)
-            if node is not None:
-                row["node"] = node
-            if params is not None:
-                row["params"] = dumps(params)
-            if arow is not None:
-                row["architecture_id"] = self._upsert_arch(conn, arow)
-                arch_costs = arow
-            else:
-                arch_costs = conn.execute(
-                    select(architectures).join(trials, trials.c.architecture_id == architectures.c.id)
-                    .where(trials.c.study_id == sid, trials.c.number == int(number))).mappings().one_or_none()
-            m = dict(metrics)
-            if arch_costs is not None:
-                for k in ANALYTIC_COLUMNS:
-                    m.setdefault(k, float(arch_costs[k]))
-            row["metrics"] = dumps(m)
-            tid = self._upsert_trial(conn, row, keep_complete=False)
-            if points:
-                self._upsert_points(conn, tid, points)
+            now = _now()
+            arch_ids = {a["fingerprint"]: self._upsert_arch(conn, a)
+                        for a in {a["fingerprint"]: a for _, _, a, _ in batch if a is not None}.values()}
+            # analytic costs of trials whose architecture came with start_trial
+            known = {}
+            if any(a is None for _, _, a, _ in batch):
+                q = (select(trials.c.number, *[architectures.c[k] for k in ANALYTIC_COLUMNS])
+                     .join(architectures, trials.c.architecture_id == architectures.c.id)
+                     .where(trials.c.study_id == sid, trials.c.number.in_(numbers)))
+                known = {r[0]: dict(zip(ANALYTIC_COLUMNS, r[1:])) for r in conn.execute(q)}
+            groups: dict[tuple, list[dict]] = {}
+            for row, metrics, arow, _ in batch:
+                row = dict(row, study_id=sid, finished_at=now, updated_at=now)
+                costs = arow if arow is not None else known.get(row["number"])
+                m = dict(metrics)
+                for k in ANALYTIC_COLUMNS if costs else ():
+                    m.setdefault(k, float(costs[k]))
+                row["metrics"] = dumps(m)
+                if arow is not None:
+                    row["architecture_id"] = arch_ids[arow["fingerprint"]]
+                if node is not None:
+                    row["node"] = node
+                if params is not None:
+                    row["params"] = dumps(params)
+                groups.setdefault(tuple(row), []).append(row)  # executemany needs one key set
+            for keys, rows in groups.items():
+                stmt = self._insert(trials)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["study_id", "number"],
+                    set_={k: getattr(stmt.excluded, k) for k in keys if k not in ("study_id", "number")})
+                conn.execute(stmt, rows)
+            with_points = [(row["number"], pts) for row, _, _, pts in batch if pts]
+            if with_points:
+                ids = dict(conn.execute(select(trials.c.number, trials.c.id).where(
+                    trials.c.study_id == sid, trials.c.number.in_([n for n, _ in with_points]))).all())
+                self._upsert_points(conn, None, [(ids[n], *p) for n, pts in with_points for p in pts])
             self._bump(conn, sid)
-        self._write(fn, "finish trial")
+            return len(batch)
+        return self._write(fn, "finish trial" if len(batch) == 1 else "finish trials")
 
     def record_trial_failure(self, study: str, number: int, error: str) -> None:
         """Mark a trial failed with `error` (upsert: creates the row if the start was never stored)."""
@@ -473,8 +510,11 @@ class Store:
             self._bump(conn, sid)
         self._write(fn, "record trial failure")
 
-    def _upsert_points(self, conn: Connection, tid: int, points: list[tuple[str, int, float | None, int]]):
-        rows = [dict(trial_id=tid, name=n, step=s, value=v, value_kind=k) for n, s, v, k in points]
+    def _upsert_points(self, conn: Connection, tid: int | None, points: list[tuple]):
+        """points: (name, step, value, kind) for trial `tid`, or (trial_id, name, ...) if tid is None."""
+        if tid is not None:
+            points = [(tid, *p) for p in points]
+        rows = [dict(trial_id=t, name=n, step=s, value=v, value_kind=k) for t, n, s, v, k in points]
         stmt = self._insert(curves)
         stmt = stmt.on_conflict_do_update(index_elements=["trial_id", "name", "step"],
                                           set_={"value": stmt.excluded.value, "value_kind": stmt.excluded.value_kind})

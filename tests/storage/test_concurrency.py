@@ -3,11 +3,13 @@ exactly the expected rows, on SQLite and PostgreSQL.
 
 The processes open a fresh database together (so the schema upgrade races too), create the same
 study, and share 8 architectures (so architecture upserts collide). Transient failures are real:
-on SQLite a 10 ms busy timeout turns lock waits into "database is locked" errors that the store
-retries; on PostgreSQL a thread keeps terminating the workers' in-flight backends
-(`pg_terminate_backend`), so some transactions die mid-way or lose their commit response."""
+on SQLite a thread holds the write lock longer than the workers' busy timeout now and then, so
+their writes fail with "database is locked" and are retried; on PostgreSQL a thread terminates
+the workers' busy backends now and then (`pg_terminate_backend`), so some transactions die mid-way
+or lose their commit response."""
 import math
 import multiprocessing as mp
+import sqlite3
 import threading
 import time
 
@@ -99,10 +101,32 @@ def _check_rows(url: str):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_concurrent_writers_sqlite(sqlite_url):
-    retries = _run_workers(sqlite_url, busy_ms=10)
+    path = make_url(sqlite_url).database
+    stop, holds = threading.Event(), []
+
+    def locker():
+        # Holds the write lock longer than the workers' busy timeout now and then: their writes
+        # fail with "database is locked" and must be retried.
+        time.sleep(1.0)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        while not stop.is_set() and len(holds) < 12:
+            conn.execute("BEGIN IMMEDIATE")
+            time.sleep(0.4)
+            conn.execute("COMMIT")
+            holds.append(1)
+            time.sleep(0.6)
+        conn.close()
+
+    t = threading.Thread(target=locker, daemon=True)
+    t.start()
+    try:
+        retries = _run_workers(sqlite_url, busy_ms=150)
+    finally:
+        stop.set()
+        t.join(timeout=10)
     _check_rows(sqlite_url)
-    assert sum(retries) > 0, "no write was retried: the test did not exercise the retry path"
-    print(f"sqlite: {sum(retries)} retries")
+    assert holds and sum(retries) > 0, "no write was retried: the test did not exercise the retry path"
+    print(f"sqlite: {len(holds)} lock holds, {sum(retries)} retries")
 
 
 @pytest.mark.postgres

@@ -185,3 +185,21 @@ def test_not_a_database_and_missing_file(tmp_path):
     assert not (tmp_path / "missing.db").exists()
     with pytest.raises(StoreError, match="unable to open"):
         Store(f"sqlite:///{tmp_path}/no/such/dir/x.db")
+
+
+def test_finish_trials_batch(db_url):
+    store = Store(db_url)
+    store.create_study("s", "", OBJ)
+    store.start_trial("s", 1, make_arch(1), node="n1")  # architecture known from the start only
+    items = [(n, TrialResult(status="complete", metrics={"quality": n / 10}, curves={"loss": [(0, 1.0), (1, n)]}),
+              {"c": n - 2.0}, make_arch(n % 3) if n != 1 else None) for n in range(6)]
+    for _ in range(2):  # a retried batch: same rows
+        assert store.finish_trials("s", items, chunk=4) == 6
+    assert rows(db_url, trials) == 6 and rows(db_url, curves) == 12 and rows(db_url, architectures) == 3
+    df = store.trials_frame("s")
+    assert df["quality"].tolist() == [n / 10 for n in range(6)]
+    assert df["feasible"].tolist() == [True, True, True, False, False, False]
+    assert df.loc[1, "node"] == "n1" and df.loc[1, "fingerprint"] == make_arch(1).fingerprint()
+    assert store.trial("s", 1)["metrics"]["params_total"] == make_arch(1).costs().params_total
+    assert store.curves("s", 5) == {"loss": [(0, 1.0), (1, 5.0)]}
+    store.close()
