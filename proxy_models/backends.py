@@ -110,6 +110,8 @@ def fla_check(min_triton: tuple[int, ...] | None = None, hopper_min_triton: tupl
         why = needs_cuda(p)
         if why:
             return why
+        if not _FLA_ENABLED:
+            return "fla kernels are off in this process (set_fla_enabled(False): search trials, see orchestrator/packing.py)"
         if fla_version() is None:
             return "flash-linear-attention (fla) or triton is not importable"
         tv = triton_version() or ()
@@ -197,6 +199,17 @@ OPS: dict[str, dict[str, tuple[Candidate, ...]]] = {
 
 
 _CHOSEN: dict[tuple, str] = {}
+# fla's kernels autotune for minutes on their first call in a process; search trials turn them
+# off (orchestrator/packing.py), benchmarks and direct use keep them
+_FLA_ENABLED = True
+
+
+def set_fla_enabled(flag: bool) -> None:
+    """Allow (default) or forbid fla kernels in this process; cached choices are dropped on a change."""
+    global _FLA_ENABLED
+    if bool(flag) != _FLA_ENABLED:
+        _FLA_ENABLED = bool(flag)
+        _CHOSEN.clear()
 
 
 def choose(op: str, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
