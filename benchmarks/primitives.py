@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from proxy_models.base import Ctx  # noqa: E402
-from proxy_models.ops import dispatch  # noqa: E402
+from proxy_models.ops import dispatch, selftest  # noqa: E402
 from proxy_models.registry import token_mixer_class  # noqa: E402
 from search_space.registry import TOKEN_MIXERS  # noqa: E402
 
@@ -139,34 +139,6 @@ def peak_mb(device, base: int):
 
 
 # ------------------------------------------------------------------------------ correctness
-def _rel_err(a, b):
-    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-6))
-
-
-def _op_inputs(op, device, T=300, B=2):
-    g = torch.Generator(device="cpu").manual_seed(0)
-    rn = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731
-    if op == "ssd":
-        H, K, V = 4, 32, 32
-        return dict(q=rn(B, T, 1, K), k=rn(B, T, 1, K), v=rn(B, T, H, V),
-                    g=-torch.nn.functional.softplus(rn(B, T, H)), scale=1.0, initial_state=None)
-    if op == "retention":
-        H, K, V = 4, 32, 64
-        return dict(q=rn(B, T, H, K), k=rn(B, T, H, K), v=rn(B, T, H, V), scale=K ** -0.5, initial_state=None)
-    if op == "rwkv7":
-        H, K = 4, 64
-        kk = torch.nn.functional.normalize(rn(B, T, H, K), dim=-1)
-        w = -torch.exp(-0.5 - torch.nn.functional.softplus(-3 * rn(B, T, H, K)))
-        return dict(r=rn(B, T, H, K), w=w, k=rn(B, T, H, K) * 0.3, v=rn(B, T, H, K), a=-kk,
-                    b=kk * torch.rand(B, T, H, K, generator=g).to(device), initial_state=None)
-    if op == "selective_scan":
-        Dch, N = 64, 16
-        return dict(u=rn(B, T, Dch), dt=torch.nn.functional.softplus(rn(B, T, Dch) - 2),
-                    A=-torch.rand(Dch, N, generator=g).to(device) * 8, Bm=rn(B, T, N), Cm=rn(B, T, N),
-                    initial_state=None)
-    raise KeyError(op)
-
-
 def _impls(op):
     """(chunked, reference, {fast backend name: "module:function"})."""
     from proxy_models.ops import retention, rwkv7, selective_scan, ssd
@@ -181,36 +153,16 @@ def _impls(op):
     return table[op]
 
 
-def _run_op(fn, inputs, dtype, grad: bool):
-    leaves = {}
-    for k, v in inputs.items():
-        if torch.is_tensor(v):
-            v = v.detach().clone()
-            if k not in ("g", "w", "A", "dt"):  # decays stay fp32, as the modules pass them
-                v = v.to(dtype)
-            v.requires_grad_(grad)
-        leaves[k] = v
-    o, s = fn(**leaves)
-    grads = {}
-    if grad:
-        gen = torch.Generator(device="cpu").manual_seed(1)
-        w = torch.randn(o.shape, generator=gen).to(o.device)
-        (o.float() * w).sum().backward()
-        grads = {k: v.grad for k, v in leaves.items() if torch.is_tensor(v) and v.grad is not None}
-    return o.detach(), grads
-
-
 def correctness(device, ops) -> dict:
-    """Fast path vs chunked torch, chunked torch vs sequential reference; disables failures."""
+    """Chunked torch vs the sequential reference (fp32), and every fast path the backends would
+    pick here vs chunked torch (bf16 vs fp32, forward and forward+backward); a failing fast path
+    is disabled for the rest of the run (the modules' own self-test would do the same)."""
     import importlib
     out = {}
     for op in ops:
         chunked, naive, fast_paths = _impls(op)
         rec = {}
-        inputs = _op_inputs(op, device)
-        o_c, g_c = _run_op(chunked, inputs, torch.float32, True)
-        o_n, g_n = _run_op(naive, inputs, torch.float32, True)
-        err = max([_rel_err(o_c, o_n)] + [_rel_err(g_c[k], g_n[k]) for k in g_n])
+        err = selftest.compare(op, chunked, naive, device, True, fn_dtype=torch.float32)
         rec["torch-chunked_vs_reference_fp32"] = {"max_rel_err": err, "ok": err < 1e-3}
         for need_grad in (False, True):
             name = dispatch.choice(op, device, torch.bfloat16, need_grad)
@@ -220,17 +172,15 @@ def correctness(device, ops) -> dict:
             try:
                 mod, _, attr = fast_paths[name].partition(":")
                 fast = getattr(importlib.import_module(mod), attr)
-                o_f, g_f = _run_op(fast, inputs, torch.bfloat16, need_grad)
-                errs = [_rel_err(o_f, o_c)] + [_rel_err(g_f[k], g_c[k]) for k in g_f]
-                err = max(errs)
-                ok = err < 5e-2 and all(math.isfinite(e) for e in errs)
+                err = selftest.compare(op, fast, chunked, device, need_grad)
+                ok = err <= selftest.TOLERANCE
                 rec[key] = {"max_rel_err": err, "ok": ok}
             except Exception as exc:  # noqa: BLE001 - a failing kernel is a result, not a crash
                 ok = False
-                rec[key] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
-                            "ok": False}
+                msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+                rec[key] = {"error": f"{type(exc).__name__}: {msg}", "ok": False}
             if not ok:
-                dispatch.disable(op, name)
+                dispatch.disable(op, name, "benchmark correctness check")
                 rec[key]["action"] = f"disabled {name} for {op}; torch-chunked runs instead"
         out[op] = rec
     return out

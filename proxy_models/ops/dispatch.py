@@ -1,10 +1,17 @@
 """Run an op with the backend `proxy_models.backends` chose, falling back to plain PyTorch.
 
-`run(op, impls, x, *args)` asks `backends.choose` for the forward choice (no grad) or the backward
-choice (grad enabled: one backend must serve both directions, and the backward choice is the
-stricter one), calls it, and returns (outputs, backend name). An fla kernel that raises at call
-time (a dtype it does not take, an import that fails late) is logged once and replaced by the
-plain-PyTorch form, whose name is then reported: a run never crashes on a kernel choice."""
+`run(op, impls, device, dtype, *args)` asks `backends.choose` for the forward choice (no grad) or
+the backward choice (grad enabled: one backend serves both directions, and the backward choice
+is the stricter one), and returns (outputs, backend name).
+
+Never crash on a kernel choice:
+- before a fast (Triton / fla) backend is first used in this process for a direction, it must
+  pass `selftest.check` against the plain-PyTorch form on a small input, forward and (for
+  training) backward: a kernel that does not compile, is refused, or computes wrong numbers on
+  this GPU is disabled here, with one warning, instead of failing later inside `backward()`;
+- a fast backend that raises at call time is disabled the same way.
+The self-test is skipped while torch.compile traces (it already ran eagerly, or the plain form
+is used)."""
 from __future__ import annotations
 
 import logging
@@ -12,10 +19,11 @@ import logging
 import torch
 
 from .. import backends
+from . import selftest
 
 log = logging.getLogger(__name__)
-_FAILED: set[tuple] = set()
 _DISABLED: set[tuple[str, str]] = set()
+_VERIFIED: set[tuple] = set()
 
 TORCH = "torch-chunked"
 
@@ -24,30 +32,46 @@ def choice(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool, s
     return backends.choose(op, device, dtype, "bwd" if need_grad else "fwd", shape)
 
 
+def disable(op: str, name: str, why: str = "") -> None:
+    """Stop using backend `name` for `op` in this process."""
+    if (op, name) not in _DISABLED:
+        _DISABLED.add((op, name))
+        if why:
+            log.warning("backend %s for %s disabled (%s); using %s", name, op, why, TORCH)
+
+
+def _verified(op: str, name: str, impls: dict, device: torch.device, need_grad: bool) -> bool:
+    key = (op, name, device.type, device.index, need_grad)
+    if key in _VERIFIED:
+        return True
+    if torch.compiler.is_compiling():
+        return False
+    ok, why = selftest.check(op, impls[name], impls[TORCH], device, need_grad)
+    if not ok:
+        disable(op, name, f"self-test {'forward+backward' if need_grad else 'forward'}: {why}")
+        return False
+    log.info("backend %s for %s passed its self-test (%s)", name, op, why)
+    _VERIFIED.add(key)
+    return True
+
+
 def run(op: str, impls: dict, device: torch.device, dtype: torch.dtype, *args, probe_shape: tuple = (),
         **kwargs):
     """impls: backend name -> callable; must contain TORCH. probe_shape: what the op's checks in
     `backends` look at (e.g. (T,) for SSD, whose quadratic form is offered only for short T)."""
-    name = choice(op, device, dtype, torch.is_grad_enabled(), probe_shape)
-    key = (op, name, device.type, dtype)
-    if name != TORCH and name in impls and key not in _FAILED and (op, name) not in _DISABLED:
+    need_grad = torch.is_grad_enabled()
+    name = choice(op, device, dtype, need_grad, probe_shape)
+    if (name != TORCH and name in impls and (op, name) not in _DISABLED
+            and _verified(op, name, impls, device, need_grad)):
         try:
             return impls[name](*args, **kwargs), name
         except Exception as exc:  # noqa: BLE001 - any kernel failure falls back, once logged
-            _FAILED.add(key)
-            log.warning("backend %s for %s failed (%s: %s); using %s from now on",
-                        name, op, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", TORCH)
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            disable(op, name, f"{type(exc).__name__}: {msg}")
     return impls[TORCH](*args, **kwargs), TORCH
 
 
-def disable(op: str, name: str) -> None:
-    """Stop using backend `name` for `op` in this process (e.g. it failed a correctness check)."""
-    _DISABLED.add((op, name))
-
-
 def used(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool, shape: tuple = ()) -> str:
-    """The backend `run` would use now, without running it."""
+    """The backend `run` would use now (before any self-test has run), without running it."""
     name = choice(op, device, dtype, need_grad, shape)
-    if name == TORCH or (op, name) in _DISABLED or (op, name, device.type, dtype) in _FAILED:
-        return TORCH
-    return name
+    return TORCH if name == TORCH or (op, name) in _DISABLED else name
