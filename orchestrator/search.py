@@ -71,6 +71,7 @@ class Prepared:
     started_ray: bool = False
     fidelity: Any = None
     enqueued: list = field(default_factory=list)
+    packing: dict | None = None   # orchestrator.packing.Plan.as_dict() when resources.gpu is auto
 
 
 def _absolute_storage(url: str) -> tuple[str, str]:
@@ -197,7 +198,12 @@ def preflight(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
         raise ConfigError("study", f"no study {cfg.study!r} in {shown} to resume")
     address = address or cfg.address
     started = init_ray(address, cfg.num_cpus)
+    packing = None
     try:
+        if cfg.resources.gpu == "auto":  # measure trial memory on a GPU, pick the share per trial
+            from .packing import resolve_auto
+            cfg, plan = resolve_auto(cfg, space, fid)
+            packing = plan.as_dict()
         check_resources(cfg.resources)
     except UserError:
         if started:
@@ -205,7 +211,7 @@ def preflight(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
             ray.shutdown()
         raise
     return Prepared(cfg=cfg, space=space, store=store, url=url, shown_url=shown, resume=resume,
-                    address=address, started_ray=started, fidelity=fid, enqueued=enqueued)
+                    address=address, started_ray=started, fidelity=fid, enqueued=enqueued, packing=packing)
 
 
 def load_stored_config(study: str, storage_url: str) -> StudyConfig:
@@ -265,6 +271,8 @@ def run_trial(ctx: dict, number: int, arch_dict: dict, *, tune_report=None):
 
     arch = Architecture.from_dict(arch_dict)
     study, label, seed = ctx["study"], ctx["fidelity"]["label"], ctx["seed"]
+    from .packing import setup_worker
+    shared = setup_worker(ctx)  # kernel policy, CUDA health, memory cap of a shared GPU
     store = Store(ctx["url"])
     node = socket.gethostname()
     device = _device(ctx["gpu"])
@@ -309,6 +317,7 @@ def run_trial(ctx: dict, number: int, arch_dict: dict, *, tune_report=None):
                              wall_time_s=time.time() - t0)
     result.fidelity, result.seed = label, seed
     result.device = result.device or device
+    result.extra.update(shared)
     flush()
     values, why = (None, result.error) if result.status != "complete" else _objective_values(result, ctx["objectives"])
     if result.status == "complete" and values is None:
@@ -482,7 +491,8 @@ def _ctx(prep: Prepared, fid_cfg, study: str) -> dict:
             "fidelity": {"preset": fid_cfg.preset, "overrides": dict(fid_cfg.overrides), "label": fid_cfg.label},
             "objectives": cfg.metric_names, "constraints": [c.model_dump() for c in cfg.constraints],
             "space_violations": prep.space.violations,
-            "asha_metric": cfg.early_stopping.metric if cfg.early_stopping else None}
+            "asha_metric": cfg.early_stopping.metric if cfg.early_stopping else None,
+            "packing": prep.packing, "fla_kernels": cfg.fla_kernels}
 
 
 def _worker_errors(store, study: str):
@@ -514,7 +524,9 @@ def _tune_run(prep: Prepared, trainable, *, param_space, num_samples, search_alg
         tune.with_resources(trainable, cfg.resources.as_ray()),
         param_space=param_space,
         tune_config=tune.TuneConfig(num_samples=num_samples, search_alg=search_alg, scheduler=scheduler,
-                                    max_concurrent_trials=cfg.concurrency, reuse_actors=False),
+                                    # one process start-up (imports, CUDA context, kernel
+                                    # self-tests) per actor, not per trial; see packing.py
+                                    max_concurrent_trials=cfg.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(name=name, verbose=0,
                                   callbacks=([view] if view else []) + [_worker_errors(prep.store, study)],
                                   failure_config=tune.FailureConfig(max_failures=1),
@@ -554,7 +566,8 @@ def run_search(cfg: StudyConfig, *, resume: bool = False, address: str | None = 
     try:
         store.create_study(cfg.study, cfg.to_yaml(), list(zip(cfg.metric_names, cfg.directions)),
                            [str(c) for c in cfg.constraints], resume=resume,
-                           attrs={"sampler": cfg.sampler.type, "fidelity": cfg.fidelity.label},
+                           attrs={"sampler": cfg.sampler.type, "fidelity": cfg.fidelity.label,
+                                  **({"packing": prep.packing} if prep.packing else {})},
                            status="running")
         orphans, finished = reconcile(prep) if resume else ([], 0)
         if not resume:

@@ -102,23 +102,27 @@ def test_top_k_export_masks_password(finished_search, tmp_path):
     assert all("***" in p.read_text() and "secret" not in p.read_text() for p in paths)
 
 
-def test_failures_are_recorded_and_the_search_goes_on(ray_local, tmp_path, small_space):
-    """Two enqueued architectures, one small and one large, with a memory limit between their
-    estimates: the large one fails with the reason, the others complete."""
-    from evaluators.evaluate import estimate_train_memory_mib
-    from orchestrator.search import resolve_fidelity
+TWO_WIDTHS = {"name": "two-widths", "d_model": [64, 8192], "depth": {"min": 2, "max": 2},
+              "token_mixers": {"retention": {"heads": [2]}}, "channel_mixers": {"swiglu": {"expand": [2]}}}
 
-    fid = resolve_fidelity(TINY["preset"], TINY["overrides"])
-    archs = sorted((small_space.random(random.Random(i)) for i in range(40)),
-                   key=lambda a: estimate_train_memory_mib(a, fid))
-    small, large = archs[0], archs[-1]
-    lo, hi = estimate_train_memory_mib(small, fid), estimate_train_memory_mib(large, fid)
-    assert lo < hi
+
+def test_failures_are_recorded_and_the_search_goes_on(ray_local, tmp_path):
+    """Two enqueued architectures, a narrow one and an 8192-wide one, with a memory limit
+    (the evaluator's CPU pre-check) that only the wide one exceeds: it fails with the reason,
+    the search goes on and the narrow one completes."""
+    from search_space.genome import Architecture
+    from search_space.space import SearchSpace
+
+    space = SearchSpace.from_dict(TWO_WIDTHS)
+    block = {"mixer": {"type": "retention", "heads": 2}, "channel": {"type": "swiglu", "expand": 2}}
+    large = Architecture.from_dict({"d_model": 8192, "blocks": [block, block]})
+    small = Architecture.from_dict({"d_model": 64, "blocks": [block, block]})
+    assert not space.contains(large) and not space.contains(small)
     (tmp_path / "small.yaml").write_text(small.to_yaml())
     (tmp_path / "large.yaml").write_text(large.to_yaml())
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    tiny = {"preset": "smoke", "overrides": {**TINY["overrides"], "max_memory_mib": (lo + hi) / 2}}
-    raw = study_config(tmp_path, url, trials=3, fidelity=tiny, study="mem",
+    tiny = {"preset": "smoke", "overrides": {**TINY["overrides"], "max_memory_mib": 4000}}
+    raw = study_config(tmp_path, url, trials=3, fidelity=tiny, study="mem", space=TWO_WIDTHS,
                        enqueue=[str(tmp_path / "large.yaml"), str(tmp_path / "small.yaml")])
     out = run_search(load_config_data(raw), live=False)
     store = Store(url, create=False)
@@ -126,6 +130,7 @@ def test_failures_are_recorded_and_the_search_goes_on(ray_local, tmp_path, small
     assert sorted(frame.index) == [0, 1, 2]
     assert frame.loc[0, "fingerprint"] == large.fingerprint()
     assert frame.loc[0, "status"] == "failed" and "memory limit" in frame.loc[0, "error"]
+    assert frame.loc[1, "fingerprint"] == small.fingerprint()
     assert frame.loc[1, "status"] == "complete"
     ot = {t.number: t for t in _optuna_trials(url, "mem")}
     assert ot[0].state == TrialState.FAIL and ot[0].values is None
