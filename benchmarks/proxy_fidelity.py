@@ -144,7 +144,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="CPU check: small panel at smoke budgets")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--workers", type=int, default=None, help="trials at once (default 6 on GPU, 2 on CPU)")
-    ap.add_argument("--budget-s", type=float, default=None, help="overall time budget (default 480 GPU, 900 CPU)")
+    ap.add_argument("--budget-s", type=float, default=None, help="overall time budget (default 420 GPU, 900 CPU)")
     ap.add_argument("--true-full", action="store_true", help="the published MAD protocol (hours)")
     ap.add_argument("--max-seconds", type=float, default=None, help="time limit per trial (default 180 GPU, 120 CPU)")
     ap.add_argument("--out", default=None, help="result JSON path")
@@ -154,7 +154,7 @@ def main(argv=None):
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device.startswith("cuda")
     workers = a.workers or (6 if gpu else 2)
-    budget = a.budget_s or (480.0 if gpu else 900.0)
+    budget = a.budget_s or (420.0 if gpu else 900.0)
     per_trial = a.max_seconds or (180.0 if gpu else 120.0)
     threads = 1 if not gpu else max(1, (os.cpu_count() or 2) // workers)
     from evaluators.efficiency import device_name
