@@ -8,7 +8,7 @@
     sampler: {type: tpe}                       # tpe | nsga2 | nsga3 | gp | random | evolution
     trials: 24
     concurrency: 2
-    resources: {cpu: 1, gpu: 0}
+    resources: {cpu: 1, gpu: 0}                # or gpu: auto (trials share GPUs by measured memory)
     fidelity: smoke                            # or {preset: smoke, overrides: {...}}
     early_stopping: {type: asha, grace_period: 1, reduction_factor: 3}
     promotion: {fidelity: quick, top_k: 3}
@@ -155,17 +155,28 @@ class SamplerConfig(_Strict):
 
 class Resources(_Strict):
     cpu: float = Field(1.0, gt=0, le=1024)
-    gpu: float = Field(0.0, ge=0, le=64)
+    #: a number, or "auto": trials share each GPU, as many as their measured memory allows
+    #: (orchestrator/packing.py); on a cluster without GPUs, auto means gpu 0
+    gpu: float | Literal["auto"] = Field(0.0)
+    #: gpu: auto — at most this many trials per GPU, and the safety factor on measured memory
+    max_per_gpu: int = Field(8, ge=1, le=64)
+    memory_margin: float = Field(1.25, ge=1.0, le=4.0)
 
     @field_validator("gpu")
     @classmethod
-    def _ray_gpu_rule(cls, v: float) -> float:
+    def _ray_gpu_rule(cls, v):
+        if v == "auto":
+            return v
+        if v < 0 or v > 64:
+            raise ValueError(f"{v} GPUs: give a number from 0 to 64, or auto")
         # Ray accepts fractions only below one GPU; above that, whole GPUs.
         if v > 1 and v != int(v):
             raise ValueError(f"{v} GPUs: above 1, Ray needs a whole number of GPUs per trial")
         return v
 
     def as_ray(self) -> dict[str, float]:
+        if self.gpu == "auto":
+            raise ValueError("resources.gpu: auto must be resolved first (orchestrator.packing.resolve_auto)")
         return {"cpu": self.cpu, "gpu": self.gpu}
 
 
@@ -238,6 +249,9 @@ class StudyConfig(_Strict):
     num_cpus: int | None = Field(None, ge=1, le=4096)
     #: Ray cluster to join (None: embedded); the CLI's --address and RAY_ADDRESS override it
     address: str | None = None
+    #: let trials use fla's Triton kernels; off by default because their first call in a process
+    #: autotunes for minutes (orchestrator/packing.py)
+    fla_kernels: bool = False
     #: where this config came from: relative space paths resolve against it (not a YAML field)
     _base_dir: str | None = PrivateAttr(None)
 
