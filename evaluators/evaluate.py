@@ -149,6 +149,8 @@ def _build_runs(arch, fid: Fidelity, dev, seed: int, lr: float, wd: float) -> tu
         run_seed = _stable_seed(seed, k, name)
         torch.manual_seed(run_seed)
         model = build_model(arch, vocab_size=task.vocab_size)
+        if fid.compile and dev.type == "cuda":
+            model = torch.compile(model)  # off by default: compile time exceeds what short budgets save
         steps = max(1, tokens // (batch * task.input_len))
         runs.append(TaskRun(name=name, task=task, model=model, steps=steps, batch_size=batch, lr=lr,
                             weight_decay=wd, device=dev, seed=run_seed, grad_clip=fid.grad_clip,

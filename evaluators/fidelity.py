@@ -86,6 +86,9 @@ class Fidelity(_Cfg):
     explode_factor: float = Field(4.0, gt=1, description="loss above this multiple of ln(vocab) ends the trial as diverged")
     max_seconds: float | None = Field(None, gt=0)
     max_memory_mib: float | None = Field(None, gt=0)
+    compile: bool = Field(False, description="torch.compile each task model (CUDA only); its first steps compile "
+                                             "for tens of seconds per model, so it pays back only on long budgets "
+                                             "(docs/gpu_throughput.md)")
     text_bpb_scale: float = Field(8.0, gt=0)
     quality_formula: Literal["weighted_mean"] = "weighted_mean"
 
