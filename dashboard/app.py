@@ -42,7 +42,7 @@ INTERVALS = [2, 5, 10, 30, 60]
 
 
 def deep_link(names: list[str]) -> None:
-    """Apply `?study=&view=&trial=` once per session (later runs keep what the user picked)."""
+    """Apply `?study=&view=&trial=&live=0` once per session (later runs keep what the user picked)."""
     if st.session_state.get("_deep_link_done"):
         return
     st.session_state["_deep_link_done"] = True
@@ -53,6 +53,8 @@ def deep_link(names: list[str]) -> None:
             st.session_state["study"] = s
         else:
             st.session_state["_link_warning"] = f"The link names study {s!r}, which is not in this store."
+    if qp.get("live", "").lower() in ("0", "false", "off", "no"):
+        st.session_state["live"] = False
     v = qp.get("view")
     if v in VIEWS:
         st.session_state["view"] = v
@@ -71,6 +73,8 @@ def write_query_params(study: str, view: str) -> None:
         want["view"] = view
     if view == "trial" and st.session_state.get(trial.KEY) is not None:
         want["trial"] = str(st.session_state[trial.KEY])
+    if not st.session_state.get("live", True):
+        want["live"] = "0"
     if dict(st.query_params) != want:
         st.query_params.from_dict(want)
 
@@ -192,9 +196,11 @@ def main() -> None:
         study = st.selectbox("study", names, key="study",
                              format_func=lambda n: f"{n} · {by_name[n].total} trials · {by_name[n].status}")
         view = st.radio("page", list(VIEWS), key="view", format_func=lambda v: VIEWS[v][0])
-        st.toggle("live updates", value=True, key="live")
-        st.select_slider("refresh every", INTERVALS, value=5, key="interval", format_func=lambda s: f"{s} s",
-                         disabled=not st.session_state.get("live", True))
+        st.session_state.setdefault("live", True)
+        st.session_state.setdefault("interval", 5)
+        st.toggle("live updates", key="live", help="poll the store and show new trials as they land")
+        st.select_slider("refresh every", INTERVALS, key="interval", format_func=lambda s: f"{s} s",
+                         disabled=not st.session_state["live"])
         panel = st.container()
     if st.session_state.get("_link_warning"):
         st.warning(st.session_state.pop("_link_warning"))

@@ -82,7 +82,7 @@ def architecture_file(item: ExportItem, store_url: str | None = None, now: datet
     return text
 
 
-def export_download(items: list[ExportItem], label: str = "selected", store_url: str | None = None,
+def export_download(items: list[ExportItem], store_url: str | None = None, label: str = "selected",
                     now: datetime | None = None) -> Download:
     """One item: a `.yaml` file. Several: a `.zip` with one `.yaml` per trial."""
     if not items:

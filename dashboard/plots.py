@@ -164,14 +164,16 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
         n = int(unplotted.get(c, 0)) if len(unplotted) else 0
         if n:  # e.g. failed trials with no measurement: say they exist rather than hide them
             col, sym, size = CATEGORY_STYLE[c]
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{c}: {n} without values here",
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{c} ({n}, no values)",
                                      marker=dict(color=col, symbol=sym, size=size)))
     if missing.any():
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"no value: on the edge ({int(missing.sum())})",
                                  marker=dict(color="#555555", symbol="line-ns-open", size=9)))
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=-0.32, x=0), dragmode="lasso",
-                      hovermode="closest", clickmode="event+select", template="plotly_white",
+                      # dragmode/clickmode left to Streamlit: it picks click-to-select with box and
+                      # lasso in the modebar; a layout dragmode of "lasso" turns click selection off
+                      legend=dict(font=dict(size=10), itemsizing="constant"),
+                      hovermode="closest", template="plotly_white",
                       uirevision=f"{x}|{y}")
     fig.update_xaxes(title=axis_title(x), type="log" if logx else None)
     fig.update_yaxes(title=axis_title(y), type="log" if logy else None)

@@ -1,8 +1,9 @@
 """`hybrid-nas dashboard --storage URL [--port N] [--host 127.0.0.1]`: serve the Streamlit app.
 
 Design choices:
-- It runs `streamlit run dashboard/app.py` in a child process (Streamlit owns its server and
-  event loop; importing it here would gain nothing) and waits for it; Ctrl-C stops both.
+- It replaces itself with `streamlit run dashboard/app.py` (`os.execve`): Streamlit owns its
+  server and event loop, and with no parent process left in between, Ctrl-C or a SIGTERM from a
+  supervisor reaches the server directly and never leaves an orphan behind.
 - The store URL travels in the environment variable `HYBRID_NAS_STORAGE`, not on the child's
   command line, so the password is not visible in the process list; what we print goes through
   `mask_url`.
@@ -15,7 +16,6 @@ Design choices:
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from importlib import resources
 
@@ -50,14 +50,7 @@ def dashboard(storage_url: str, port: int, host: str):
             raise UserError(f"--storage: no database file at {path!r}")
     env = dict(os.environ, **{ENV_VAR: url})
     click.echo(f"hybrid-nas dashboard: http://{host}:{port}  (store {mask_url(url)}; Ctrl-C stops it)", err=True)
-    proc = subprocess.Popen(streamlit_command(port, host), env=env)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-    sys.exit(code)
+    cmd = streamlit_command(port, host)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(cmd[0], cmd, env)

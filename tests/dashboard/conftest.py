@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, update
 
 from dashboard.synthetic import seed_study
 from storage import Store
@@ -33,12 +33,16 @@ def seeded(tmp_path_factory) -> str:
     seed_study(s, "other", 12, seed=5, running=0)
     seed_study(s, "pending", 3, seed=7, running=3)
     seed_study(s, "oldschema", 6, seed=9, running=0, fail_every=0, prune_every=0)
-    with s._engine().begin() as conn:
+    s.close()
+    engine = create_engine(url)  # the test edits rows the way an older version would have written them
+    with engine.begin() as conn:
         sid = conn.execute(select(studies.c.id).where(studies.c.name == "oldschema")).scalar_one()
         conn.execute(update(studies).where(studies.c.id == sid).values(config_yaml=OLD_CONFIG_YAML))
         aids = conn.execute(select(trials.c.architecture_id).where(trials.c.study_id == sid,
                                                                    trials.c.number.in_([0, 1]))).scalars().all()
         conn.execute(update(architectures).where(architectures.c.id.in_(aids)).values(yaml=OLD_ARCH_YAML))
+    engine.dispose()
+    s = Store(url)
     seed_study(s, "demo", 40, seed=0, running=2)  # last: the newest study is the one shown first
     s.close()
     return url

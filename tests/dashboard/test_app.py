@@ -87,7 +87,7 @@ def test_pareto_page_matches_the_store(app, seeded):
     legend = [t["name"] for t in first["data"][1:]]
     assert any(n.startswith("Pareto (") for n in legend) and any(n.startswith("dominated (") for n in legend)
     assert any(n.startswith("infeasible (") for n in legend)
-    assert any(n.startswith("failed: ") for n in legend)  # failed trials have no throughput: said so
+    assert any(n.startswith("failed (") and n.endswith("no values)") for n in legend)  # failed trials have no throughput: said so
     syms = trace["marker"]["symbol"]
     cats = rows["category"].tolist()
     assert {syms[i] for i, c in enumerate(cats) if c == "Pareto"} == {"diamond"}
@@ -230,6 +230,19 @@ def test_new_trials_appear_on_the_next_run(tmp_path, monkeypatch):
     s.finish_trial("live", 5, result_for(arch, rng), constraints={"params_total": -1.0}, arch=arch)
     at.run()  # what the live poll triggers: the revision moved, the cached frame is replaced
     assert {m.label: m.value for m in at.metric}["trials"] == "6"
+    assert any(c.value.startswith("live · checked") for c in at.sidebar.caption)
+
+
+def test_live_updates_can_be_turned_off_by_link(app):
+    app.query_params["live"] = "0"
+    app.run()
+    _no_problems(app)
+    assert app.sidebar.toggle(key="live").value is False
+    assert not any(c.value.startswith("live · checked") for c in app.sidebar.caption)
+    assert app.query_params["live"] in (["0"], "0")
+    app.sidebar.toggle(key="live").set_value(True).run()
+    assert any(c.value.startswith("live · checked") for c in app.sidebar.caption)
+    assert "live" not in app.query_params
 
 
 # ------------------------------------------------------------------------------ error states

@@ -1,0 +1,179 @@
+"""`hybrid-nas dashboard` served for real (`streamlit run` on localhost), and driven by headless
+Chromium through Playwright: a deep link, the Plotly points, a click, a YAML download, a screenshot.
+
+The browser test needs Debian's `chromium` (no Playwright browser download): under CI=true it
+must run; elsewhere it skips with one line when there is no Chromium."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dashboard.synthetic import OBJECTIVES, seed_study
+from search_space.genome import Architecture
+from storage import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOT = Path(os.environ.get("HNAS_SCREENSHOT", ROOT / "docs" / "img" / "pareto.png"))
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    def __init__(self, url: str, port: int):
+        self.port = port
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url,
+                                      "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, cwd=ROOT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dashboard exited: {self.proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise AssertionError("dashboard did not answer on /_stcore/health within 120 s")
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.stdout.read() if self.proc.stdout else ""
+
+
+def test_cli_serves_on_localhost_and_hides_the_password(postgres_url):
+    from sqlalchemy.engine import make_url
+    url = make_url(postgres_url).set(password="s3cret-pw").render_as_string(hide_password=False)
+    Store(url).close()  # trust auth accepts any password; this creates the schema
+    port = _free_port()
+    srv = Served(url, port)
+    try:
+        # the command became the Streamlit server (exec), and the URL travels in its environment,
+        # not on its command line (which every user can read in the process list)
+        cmdline = Path(f"/proc/{srv.proc.pid}/cmdline").read_bytes()
+        assert b"streamlit" in cmdline and b"s3cret-pw" not in cmdline
+        with socket.socket() as s:  # bound to 127.0.0.1 only: another local address is refused
+            other = socket.gethostbyname(socket.gethostname())
+            if not other.startswith("127."):
+                assert s.connect_ex((other, port)) != 0
+    finally:
+        out = srv.stop()
+    assert "s3cret-pw" not in out and f"http://127.0.0.1:{port}" in out and "***" in out
+
+
+def test_cli_refuses_a_bad_url():
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", "mysql://u:pw@h/d"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "pw@" not in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        msg = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if _in_ci():
+            pytest.fail(msg + " and CI is set", pytrace=False)
+        pytest.skip(msg)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+PARETO_FILL = "rgb(214, 39, 40)"  # plots.CATEGORY_STYLE["Pareto"] colour, as the browser reports it
+
+POINTS_JS = """(fill) => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const pts = plot.querySelectorAll('.scatterlayer .trace:first-child path.point');
+  const out = [];
+  for (const p of pts) {
+    const r = p.getBoundingClientRect();
+    const f = getComputedStyle(p).fill;
+    if (f === fill) out.push([r.x + r.width / 2, r.y + r.height / 2]);
+  }
+  return [pts.length, out];
+}"""
+
+
+STUDY = "hybrid-lm-search"
+
+
+@pytest.fixture(scope="module")
+def screenshot_store(tmp_path_factory) -> str:
+    """A study big enough to look like a search (its own store: the picture goes in the README)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'hybrid-nas.db'}"
+    with Store(url) as s:
+        seed_study(s, STUDY, 120, seed=1, running=2)
+    return url
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_deep_link_click_download_screenshot(browser, screenshot_store):
+    url = screenshot_store
+    front = set(Store(url).pareto_front(STUDY, OBJECTIVES)["number"].astype(int))
+    srv = Served(url, _free_port())
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+        # live=0: no refresh poll running while the screenshot is taken
+        page.goto(f"http://127.0.0.1:{srv.port}/?study={STUDY}&live=0", timeout=120_000)
+        page.wait_for_selector(".js-plotly-plot .scatterlayer .trace:first-child path.point", timeout=120_000)
+        page.wait_for_timeout(1500)  # let the remaining charts finish drawing
+        n_points, pareto = page.evaluate(POINTS_JS, PARETO_FILL)
+        assert n_points > 10 and pareto, "no Pareto points drawn"
+        x, y = pareto[len(pareto) // 2]
+        page.mouse.move(x, y)
+        page.wait_for_timeout(300)
+        page.mouse.click(x, y)
+        button = page.get_by_role("button", name="download selected (1) YAML")
+        button.wait_for(timeout=60_000)
+        with page.expect_download(timeout=60_000) as dl:
+            button.click()
+        text = Path(dl.value.path()).read_text()
+        arch = Architecture.from_yaml(text)
+        header = next(ln for ln in text.splitlines() if ln.startswith(f"# study: {STUDY}"))
+        number = int(header.split("trial:")[1].split()[0])
+        assert number in front  # the point clicked was a Pareto point
+        assert dl.value.suggested_filename == f"{STUDY}-trial{number}.yaml"
+        assert arch.fingerprint() == Architecture.from_yaml(Store(url).trial_yaml(STUDY, number)).fingerprint()
+        assert f"study={STUDY}" in page.url
+        page.mouse.move(5, 990)  # no hover label in the picture
+        # and no "running" indicator: wait for the app to be idle (not fatal if it never is)
+        try:
+            page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=20_000)
+        except Exception:  # noqa: BLE001
+            pass
+        page.wait_for_timeout(500)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+        assert 10_000 < SCREENSHOT.stat().st_size < 300_000
+    finally:
+        srv.stop()
