@@ -6,6 +6,7 @@ exit 2) raised by the library; the URL can also come from `HNAS_STORAGE`."""
 from __future__ import annotations
 
 import math
+import os
 
 import click
 
@@ -25,6 +26,14 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _console():
+    from rich.console import Console
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200  # piped into a file or grep: do not fold cells into 80 columns
+    return console
+
+
 def _when(ts) -> str:
     try:
         return ts.strftime("%Y-%m-%d %H:%M:%S") if ts is not None and ts == ts else ""
@@ -36,7 +45,6 @@ def _when(ts) -> str:
 @click.option("--storage", "storage_url", envvar="HNAS_STORAGE", default=None, help=STORAGE_HELP)
 def studies(storage_url):
     """List the studies in a store with their trial counts."""
-    from rich.console import Console
     from rich.table import Table
 
     from storage import TRIAL_STATUSES, Store
@@ -50,7 +58,7 @@ def studies(storage_url):
         objs = ", ".join(f"{'max' if d == 'maximize' else 'min'} {n}" for n, d in s.objectives)
         table.add_row(s.name, s.status, objs, *(str(s.n_trials[k]) for k in TRIAL_STATUSES), str(s.total),
                       _when(s.created_at), _when(s.updated_at))
-    console = Console()
+    console = _console()
     if not rows:
         console.print("no studies yet")
         return
@@ -67,7 +75,6 @@ def studies(storage_url):
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="rows to show")
 def trials(study, storage_url, statuses, sort_by, limit):
     """List the trials of STUDY."""
-    from rich.console import Console
     from rich.table import Table
 
     import pandas as pd
@@ -95,10 +102,13 @@ def trials(study, storage_url, statuses, sort_by, limit):
     for c in cols:
         table.add_column(c, justify="right" if c in metric_cols or c in ("#", "wall s") else "left",
                          overflow="fold")
+    def text(v) -> str:  # missing cells come back as None, nan or pd.NA depending on the dtype
+        return "" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
+
     for row in df.to_dict("records"):
-        feas = row["feasible"]
-        table.add_row(str(row["number"]), row["status"], row["pattern"] or "", row["fidelity"] or "",
+        feas = text(row["feasible"])
+        table.add_row(str(row["number"]), row["status"], text(row["pattern"]), text(row["fidelity"]),
                       *(_fmt(float(row[c])) if c in row else "" for c in metric_cols),
-                      "" if feas is None or feas is pd.NA else ("yes" if feas else "no"),
-                      row["device"] or "", _fmt(float(row["wall_time_s"])), (row["error"] or "")[:60])
-    Console().print(table)
+                      feas and ("yes" if row["feasible"] else "no"), text(row["device"]),
+                      _fmt(float(row["wall_time_s"])), text(row["error"])[:60])
+    _console().print(table)

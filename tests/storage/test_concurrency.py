@@ -109,7 +109,7 @@ def test_concurrent_writers_sqlite(sqlite_url):
         # fail with "database is locked" and must be retried.
         time.sleep(1.0)
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-        while not stop.is_set() and len(holds) < 12:
+        while not stop.is_set() and len(holds) < 6:
             conn.execute("BEGIN IMMEDIATE")
             time.sleep(0.4)
             conn.execute("COMMIT")
@@ -140,7 +140,7 @@ def test_concurrent_writers_postgres(postgres_url):
     def killer():
         with psycopg.connect(conninfo, autocommit=True) as conn:
             time.sleep(0.5)
-            while not stop.is_set() and len(killed) < 25:
+            while not stop.is_set() and len(killed) < 15:
                 # one busy backend at a time: enough to hit every kind of statement, not a storm
                 rows = conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity WHERE datname = %s "
