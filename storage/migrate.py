@@ -63,3 +63,4 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     _locked(engine, lambda conn: command.downgrade(config(conn), revision))
+
