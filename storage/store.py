@@ -198,6 +198,14 @@ class Store:
             self._retry.call(lambda: migrate.upgrade(self._holder.get()), "upgrade the schema", self.url)
         self._opened_pid = os.getpid()
 
+    def engine(self):
+        """This process's SQLAlchemy engine, schema at head (for tests and one-off maintenance;
+        writes through it bypass the retries and the change counter)."""
+        self._open()
+        return self._holder.get()
+
+    _engine = engine  # older name, used by tests of other areas
+
     def _write(self, fn, what: str):
         self._open()
         with translate_errors(self.url, what):

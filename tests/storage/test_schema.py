@@ -35,7 +35,7 @@ def test_open_creates_schema_at_head(db_url):
 def test_models_match_migrations(db_url):
     """Autogenerate against a migrated database proposes nothing: models and scripts agree."""
     with Store(db_url) as s:
-        eng = s._holder.get()
+        eng = s.engine()
         with eng.connect() as conn:
             mc = MigrationContext.configure(conn, opts={"include_name": migrate.include_name,
                                                          "version_table": migrate.VERSION_TABLE,
@@ -63,7 +63,7 @@ def test_upgrade_from_first_revision_keeps_data(db_url):
         assert s.get_study("old").objectives == [("quality", "maximize")]
         s.finish_trial("old", 0, result(quality=0.5))
         assert s.count_trials("old") == 1
-        with s._holder.get().connect() as conn:
+        with s.engine().connect() as conn:
             idx = {i["name"] for i in inspect(conn).get_indexes("hnas_trials")}
         assert "ix_hnas_trials_study_finished" in idx
 
@@ -71,7 +71,7 @@ def test_upgrade_from_first_revision_keeps_data(db_url):
 def test_downgrade_upgrade_round_trip(db_url):
     with Store(db_url) as s:
         s.create_study("s", "", [("quality", "maximize")])
-        eng = s._holder.get()
+        eng = s.engine()
         migrate.downgrade(eng, "0001")
         assert migrate.current(eng) == "0001"
         migrate.downgrade(eng, "base")
