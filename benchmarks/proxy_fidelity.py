@@ -17,8 +17,12 @@ when it is spent are listed as skipped, never silently dropped.
 accuracy on 1,280 examples) with 3 epochs instead of 200 and the grid {5e-4, 1e-3} x {0};
 the published 200 epochs x 6 grid points take hours per architecture on one GPU.
 
-    GPU (about 8 minutes on one H100):  python benchmarks/proxy_fidelity.py --device cuda --workers 6
-    CPU check of the script:            python benchmarks/proxy_fidelity.py --quick
+    GPU (about 8 minutes on one H100, after `pack-wheels.sh` here; see ../shared/gpu/README.md):
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+        python3 benchmarks/proxy_fidelity.py --device cuda --workers 6 --budget-s 420
+    CPU check of the script:
+        python benchmarks/proxy_fidelity.py --quick
 """
 from __future__ import annotations
 
