@@ -50,7 +50,7 @@ class MQAR(Task):
         space = (T - ctx) // 2
         a = self.power_a
         p = a * torch.arange(1, space + 1, device=dev, dtype=torch.float64) ** (a - 1)
-        gaps = torch.multinomial((p / p.sum()).float().expand(n, space), K, replacement=False, generator=g)
+        gaps = torch.multinomial((p / p.sum()).float().expand(n, space).contiguous(), K, replacement=False, generator=g)
         inputs = randint(0, V, (n, T), g)  # random non-queries
         inputs[:, 0:ctx:2] = keys
         inputs[:, 1:ctx:2] = vals

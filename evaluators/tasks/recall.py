@@ -37,7 +37,7 @@ def _first_occurrence(ids_BS: torch.Tensor) -> torch.Tensor:
     S = ids_BS.shape[1]
     eq = ids_BS[:, :, None] == ids_BS[:, None, :]
     eq &= torch.ones(S, S, dtype=torch.bool, device=ids_BS.device).tril()
-    return eq.int().argmax(-1)  # first True along the row
+    return eq.float().argmax(-1)  # the first maximum: the first True along the row
 
 
 @dataclass(frozen=True)
