@@ -27,6 +27,7 @@ Weights: router [experts, d]; experts w1, w3 [E, hidden, d], w2 [E, d, hidden] (
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -37,6 +38,9 @@ from search_space.primitives.swiglu import hidden_size
 
 from . import backends
 from .swiglu import SwiGLUCore
+
+log = logging.getLogger(__name__)
+_GROUPED_MM_FAILED: set[tuple] = set()  # (device type, dtype) where grouped_mm raised
 
 
 def _linear_init(w: torch.Tensor, fan_in: int) -> None:
@@ -103,11 +107,18 @@ class MoE(nn.Module):
         token = order // self.top_k              # which token each sorted slot came from
         xs = x_ND.index_select(0, token).to(dtype)
         w1, w3, w2 = self.w1.to(dtype), self.w3.to(dtype), self.w2.to(dtype)
-        if how == "grouped-mm":
-            offs = counts_E.cumsum(0).to(torch.int32)
-            a = F.silu(F.grouped_mm(xs, w1.transpose(-2, -1), offs=offs)) * F.grouped_mm(xs, w3.transpose(-2, -1), offs=offs)
-            out = F.grouped_mm(a, w2.transpose(-2, -1), offs=offs)
-        else:
+        out = None
+        if how == "grouped-mm" and (x_ND.device.type, dtype) not in _GROUPED_MM_FAILED:
+            try:
+                offs = counts_E.cumsum(0).to(torch.int32)
+                a = F.silu(F.grouped_mm(xs, w1.transpose(-2, -1), offs=offs)) * F.grouped_mm(xs, w3.transpose(-2, -1), offs=offs)
+                out = F.grouped_mm(a, w2.transpose(-2, -1), offs=offs)
+            except RuntimeError as exc:  # a kernel this device/build lacks: fall back, say so once
+                _GROUPED_MM_FAILED.add((x_ND.device.type, dtype))
+                log.warning("grouped_mm failed on %s %s (%s); MoE layers use the expert loop",
+                            x_ND.device, dtype, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if out is None:
+            self.backend = "expert-loop"
             parts = []
             for e, xe in enumerate(torch.split(xs, counts_E.tolist())):
                 parts.append(F.linear(F.silu(F.linear(xe, w1[e])) * F.linear(xe, w3[e]), w2[e]))

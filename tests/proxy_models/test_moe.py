@@ -126,3 +126,25 @@ def test_eval_forward_does_not_count_load_and_model_hook_updates():
     assert layer.load.sum() == 2 * 16 * 2
     model.update_router_biases(rate=0.1)
     assert layer.load.sum() == 0 and layer.router_bias.abs().sum() > 0
+
+
+def test_grouped_mm_failure_falls_back_to_the_loop_once(caplog):
+    import logging
+
+    from proxy_models import moe as moe_mod
+    # rows of 20 bf16 values (40 bytes) are not 16-byte aligned: grouped_mm raises, the layer must not
+    x = x_BTD()[:, :, :20]
+    m2 = MoE(MoESpec(type="moe", experts=4, top_k=2, expand=1.0), 20)
+    m2.dispatch = "grouped-mm"
+    moe_mod._GROUPED_MM_FAILED.clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="proxy_models.moe"):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y1 = m2(x, Ctx())
+                y2 = m2(x, Ctx())
+        assert m2.backend == "expert-loop"
+        assert len([r for r in caplog.records if "grouped_mm failed" in r.getMessage()]) == 1
+        torch.testing.assert_close(y1.float(), m2.dense_reference(x), rtol=3e-2, atol=3e-2)
+        assert torch.equal(y1, y2)
+    finally:
+        moe_mod._GROUPED_MM_FAILED.clear()
