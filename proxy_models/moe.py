@@ -18,8 +18,8 @@ Design choices:
     sign of its load error and clears the counts.
 - Dispatch never loops over tokens: the (token, expert) pairs are sorted by expert, the tokens
   gathered once, and the experts run as grouped matmuls (`torch.nn.functional.grouped_mm`,
-  bf16 only) or, where that is unavailable, as a loop over experts on contiguous slices; results
-  are scattered back with `index_add_`. `dense_reference` runs every expert on every token and
+  bf16 only) or, where that is unavailable (or raises on this device: logged once), as a loop
+  over experts on contiguous slices; results are scattered back with `index_add_`. `dense_reference` runs every expert on every token and
   weights them; the tests check both dispatch paths against it.
 - Shared experts are summed SwiGLUs, which equals one SwiGLU whose hidden layer is the
   concatenation: stored as one `SwiGLUCore` of hidden shared_experts * hidden.
