@@ -89,14 +89,15 @@ def evaluate(arch: Architecture, fidelity: str | Fidelity = "smoke", device: str
              vocab_size: int | None = None) -> TrialResult:
     t_start = time.perf_counter()
     fid = Fidelity.resolve(fidelity)
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
     res = TrialResult(status="complete", fidelity=fid.name, seed=seed)
     curves: dict[str, list] = {"train_loss": [], "quality": []}
     res.curves = curves
     deadline = t_start + fid.max_seconds if fid.max_seconds else None
+    dev = torch.device("cpu")
     try:
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
         res.device = efficiency.device_name(dev)
         if fid.d_model and fid.d_model != arch.d_model:
             arch = arch.scaled(d_model=fid.d_model)
@@ -128,7 +129,7 @@ def evaluate(arch: Architecture, fidelity: str | Fidelity = "smoke", device: str
         res.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:500]
         res.extra["traceback"] = traceback.format_exc()[-4000:]
     finally:
-        if dev.type == "cuda":
+        if dev.type == "cuda" and torch.cuda.is_available():
             torch.cuda.empty_cache()
     for k, v in res.analytic.items():
         res.metrics.setdefault(k, v)

@@ -78,8 +78,9 @@ def test_limits_and_pruning():
 
 
 def test_exceptions_become_failed_trials():
-    res = evaluate(ARCH, "smoke", device="cuda:7")
-    assert res.status == "failed" and res.error
+    for device in ("cuda:7", "cuda", "npu:0"):
+        res = evaluate(ARCH, "smoke", device=device)
+        assert res.status == "failed" and res.error and res.wall_time_s > 0
 
 
 def test_unknown_fidelity_is_a_user_error():
