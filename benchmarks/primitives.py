@@ -10,6 +10,8 @@ hyper-parameters; attention with 8 heads of 64):
 - decode: one `step` for the whole batch at contexts 2K, 8K, 32K (tokens/s), peak memory and
   the decoding state's bytes. Attention's KV cache is filled with T random positions; a recurrent
   state has the same size whatever the context, so it is filled with random values.
+- on a GPU, every backend of each recurrent primitive (fla chunk / fla parallel / our Triton /
+  chunked PyTorch) forced in turn at the middle training T and the middle prefill T;
 - the kernel backend each mode used (`module.backend`), and before any timing a correctness
   check of every fast path (fla) against the plain-PyTorch chunked form, and of the chunked form
   against the sequential reference, on small inputs; a path that fails is disabled and the
@@ -52,8 +54,12 @@ from search_space.registry import TOKEN_MIXERS  # noqa: E402
 FULL = dict(d_model=512, batch=4, train_T=(512, 2048, 8192), prefill_T=(2048, 8192, 32768),
             decode_T=(2048, 8192, 32768), budget_s=40.0, reps=10, decode_steps=50)
 QUICK = dict(d_model=64, batch=2, train_T=(32, 128), prefill_T=(128, 512), decode_T=(128, 512),
-             budget_s=8.0, reps=2, decode_steps=5)
+             budget_s=20.0, reps=2, decode_steps=5)
 PRIMITIVES = ("attention", "mamba1", "mamba2", "rwkv7", "retention")
+# every backend a recurrent primitive can run, compared at the middle training T and the middle
+# prefill T (the main table shows what `backends` picks)
+ALTERNATIVES = {"mamba1": ("triton", "torch-chunked"), "mamba2": ("fla-chunk", "fla-parallel", "torch-chunked"),
+                "rwkv7": ("fla-chunk", "torch-chunked"), "retention": ("fla-chunk", "torch-chunked")}
 OPS = {"mamba1": "selective_scan", "mamba2": "ssd", "rwkv7": "rwkv7", "retention": "retention"}
 
 
@@ -218,12 +224,19 @@ def _nbytes(state) -> int:
     return 0
 
 
-def run_case(kind, name, T, cfg, device, clock, predicted_s):
-    d, B = cfg["d_model"], cfg["batch"]
+def run_case(kind, name, T, cfg, device, clock, predicted_s, force: str | None = None):
     rec = {"primitive": name, "mode": kind, "T": T}
+    if force:
+        rec["forced"] = force
     if predicted_s is not None and predicted_s > cfg["budget_s"]:
         rec["skipped"] = f"predicted {predicted_s:.1f}s per call > budget {cfg['budget_s']:.0f}s"
         return rec
+    with (dispatch.forced(OPS[name], force) if force else contextlib.nullcontext()):
+        return _run_case(rec, kind, name, T, cfg, device, clock)
+
+
+def _run_case(rec, kind, name, T, cfg, device, clock):
+    d, B = cfg["d_model"], cfg["batch"]
     torch.manual_seed(0)
     m = make_module(name, d, device)
     ctx = Ctx(v_first=None)
@@ -338,6 +351,14 @@ def summary(report) -> str:
         row = [p, _fmt(t / sdpa if t and sdpa else None), _fmt(a / b if a and b else None),
                _fmt(m1 / m0 if m0 and m1 else None)]
         lines.append("| " + " | ".join(row) + " |")
+    alts = report.get("alternatives") or []
+    if alts:
+        lines += ["", "Every backend of each recurrent primitive (forced; 'ran' is what actually ran: a fast path "
+                  "that fails its self-test falls back to torch-chunked):", "",
+                  "| primitive | forced | mode | T | ms | ran |", "|---|---|---|---|---|---|"]
+        for r in alts:
+            ms = _fmt(r.get("ms"), 3) if r.get("ms") is not None else ("skipped" if r.get("skipped") else "-")
+            lines.append(f"| {r['primitive']} | {r['forced']} | {r['mode']} | {r['T']} | {ms} | {r.get('backend', '-')} |")
     bad = [f"{op}: {k}" for op, checks in report["correctness"].items() for k, v in checks.items() if not v.get("ok")]
     lines += ["", "Correctness checks: " + ("all passed" if not bad else "FAILED " + "; ".join(bad))]
     return "\n".join(lines)
@@ -367,6 +388,9 @@ def main(argv=None):
     ap.add_argument("--torch-only", action="store_true",
                     help="disable the fla and Triton paths (measure the chunked PyTorch forms)")
     ap.add_argument("--budget", type=float, default=None, help="seconds per case")
+    ap.add_argument("--no-alternatives", action="store_true", help="skip the per-backend comparison (GPU)")
+    ap.add_argument("--alternatives", action="store_true",
+                    help="run the per-backend comparison on a CPU too (only torch-chunked can run there)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/primitives-<device>.json)")
     args = ap.parse_args(argv)
 
@@ -397,15 +421,26 @@ def main(argv=None):
             for T in Ts:
                 predicted = None
                 if prev and prev.get("ms") and kind != "decode":
-                    grow = (T / prev["T"]) ** (2 if p == "attention" else 1)
-                    predicted = prev["ms"] / 1e3 * grow * 3  # warm-up + a few reps
+                    # linear growth (optimistic for attention): skip only what surely cannot fit
+                    # two warm-ups and one timed call; the hard timeout catches the rest
+                    predicted = prev["ms"] / 1e3 * (T / prev["T"]) * 3
                 rec = run_case(kind, p, T, cfg, device, clock, predicted)
                 results.append(rec)
                 print(json.dumps(rec), flush=True)
                 prev = rec
+    alternatives = []
+    if args.alternatives or (device.type == "cuda" and not args.no_alternatives):
+        for kind, T in (("train", cfg["train_T"][len(cfg["train_T"]) // 2]),
+                        ("prefill", cfg["prefill_T"][len(cfg["prefill_T"]) // 2])):
+            for p in prims:
+                for b in ALTERNATIVES.get(p, ()):
+                    rec = run_case(kind, p, T, cfg, device, clock, None, force=b)
+                    alternatives.append(rec)
+                    print(json.dumps(rec), flush=True)
     report = {"device": dev_name, "device_type": device.type, "torch": torch.__version__, "triton": tv,
               "fla": fv, "python": platform.python_version(), "settings": cfg, "primitives": prims,
               "torch_only": args.torch_only, "correctness": checks, "results": results,
+              "alternatives": alternatives,
               "wall_s": round(time.perf_counter() - t_start, 1)}
     text = summary(report)
     report["summary_markdown"] = text

@@ -14,6 +14,7 @@ The self-test is skipped while torch.compile traces (it already ran eagerly, or 
 is used)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import torch
@@ -24,6 +25,7 @@ from . import selftest
 log = logging.getLogger(__name__)
 _DISABLED: set[tuple[str, str]] = set()
 _VERIFIED: set[tuple] = set()
+_FORCED: dict[str, str] = {}
 
 TORCH = "torch-chunked"
 
@@ -60,7 +62,7 @@ def run(op: str, impls: dict, device: torch.device, dtype: torch.dtype, *args, p
     """impls: backend name -> callable; must contain TORCH. probe_shape: what the op's checks in
     `backends` look at (e.g. (T,) for SSD, whose quadratic form is offered only for short T)."""
     need_grad = torch.is_grad_enabled()
-    name = choice(op, device, dtype, need_grad, probe_shape)
+    name = _FORCED.get(op) or choice(op, device, dtype, need_grad, probe_shape)
     if (name != TORCH and name in impls and (op, name) not in _DISABLED
             and _verified(op, name, impls, device, need_grad)):
         try:
@@ -75,3 +77,18 @@ def used(op: str, device: torch.device, dtype: torch.dtype, need_grad: bool, sha
     """The backend `run` would use now (before any self-test has run), without running it."""
     name = choice(op, device, dtype, need_grad, shape)
     return TORCH if name == TORCH or (op, name) in _DISABLED else name
+
+
+@contextlib.contextmanager
+def forced(op: str, name: str):
+    """Run `op` with backend `name` inside the block (benchmarks compare backends with it); the
+    self-test still gates it."""
+    old = _FORCED.get(op)
+    _FORCED[op] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            _FORCED.pop(op, None)
+        else:
+            _FORCED[op] = old

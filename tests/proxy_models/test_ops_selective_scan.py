@@ -87,3 +87,9 @@ def test_triton_kernels_match_sequential_in_the_interpreter(monkeypatch):
             assert_agree(mod.selective_scan_triton, selective_scan_naive, x)
     finally:
         sys.modules.pop("proxy_models.ops.selective_scan.triton", None)
+
+
+def test_long_sequences_run_in_segments_with_the_state_passed_on(monkeypatch):
+    from proxy_models.ops.selective_scan import chunked
+    monkeypatch.setattr(chunked, "SEGMENT_ELEMS", 2 * 6 * 4 * 7)  # segments of 7 tokens
+    assert_agree(selective_scan_chunked, selective_scan_naive, inputs(30, init=True))

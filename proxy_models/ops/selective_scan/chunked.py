@@ -22,10 +22,21 @@ import torch
 import torch.nn.functional as F
 
 
+SEGMENT_ELEMS = 2 ** 28   # [B, T, D, N] fp32 elements materialised at once (1 GiB per tensor)
+
+
 def selective_scan_chunked(u, dt, A, Bm, Cm, initial_state=None, chunk: int | None = None):
     """Returns (y [B, T, D] fp32, final state [B, D, N] fp32); no D skip, no gate."""
     Bsz, T, D = u.shape
     N = A.shape[-1]
+    seg = max(1, SEGMENT_ELEMS // (Bsz * D * N))
+    if T > seg:  # long sequences: segments with the state passed on bound the transient memory
+        ys, h = [], initial_state
+        for s in range(0, T, seg):
+            e = s + seg
+            y, h = selective_scan_chunked(u[:, s:e], dt[:, s:e], A, Bm[:, s:e], Cm[:, s:e], h, chunk)
+            ys.append(y)
+        return torch.cat(ys, dim=1), h
     L = chunk or max(1, math.isqrt(max(T - 1, 0)) + 1)
     L = min(L, max(T, 1))
     pad = (-T) % L

@@ -35,7 +35,7 @@ def _fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, h0_ptr, y_ptr, hs_ptr, hT_pt
                 T, D, N,
                 HAS_H0: tl.constexpr, STORE_H: tl.constexpr,
                 BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr):
-    pb = tl.program_id(0)
+    pb = tl.program_id(0).to(tl.int64)     # [B, T, D, N] offsets pass 2^31 at long T
     pd = tl.program_id(1)
     od = pd * BD + tl.arange(0, BD)
     on = tl.arange(0, BN)
@@ -49,7 +49,7 @@ def _fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, h0_ptr, y_ptr, hs_ptr, hT_pt
     else:
         h = tl.zeros([BD, BN], dtype=tl.float32)
     for t0 in range(0, T, BT):
-        tt = t0 + ot
+        tt = (t0 + ot).to(tl.int64)
         mt = tt < T
         mtd = mt[:, None] & md[None, :]
         mtn = mt[:, None] & mn[None, :]
@@ -77,7 +77,7 @@ def _bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, h0_ptr, hs_ptr, dy_ptr, dhT_
                 T, D, N, ND,
                 HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr,
                 BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr):
-    pb = tl.program_id(0)
+    pb = tl.program_id(0).to(tl.int64)     # [B, T, D, N] offsets pass 2^31 at long T
     pd = tl.program_id(1)
     od = pd * BD + tl.arange(0, BD)
     on = tl.arange(0, BN)
@@ -98,7 +98,7 @@ def _bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, h0_ptr, hs_ptr, dy_ptr, dhT_
     nblk = tl.cdiv(T, BT)
     for i in range(0, nblk):
         t0 = (nblk - 1 - i) * BT
-        tt = t0 + BT - 1 - ot                     # row r holds time t0 + BT-1-r: reversed time
+        tt = (t0 + BT - 1 - ot).to(tl.int64)      # row r holds time t0 + BT-1-r: reversed time
         mt = tt < T
         mtd = mt[:, None] & md[None, :]
         mtn = mt[:, None] & mn[None, :]
