@@ -66,19 +66,23 @@ def rwkv7_chunked(r, w, k, v, a, b, initial_state=None, chunk: int = 16):
 
         Q = r * gi.exp() + A_rb @ W                                     # [B, H, n, L, K]
         O = A_rb @ U + A_rk @ v                                         # [B, H, n, L, V]
-        g_end = gi[:, :, :, -1:]                                        # [B, H, n, 1, K]... 
+        g_end = gi[:, :, :, -1:]                                        # [B, H, n, 1, K]
         to_end = (g_end - gi).exp()                                     # G_L / G_j <= 1
         b_e, k_e = b * to_end, k * to_end
         M = torch.diag_embed(g_end[:, :, :, 0].exp()) + b_e.transpose(-1, -2) @ W  # [B, H, n, K, K]
         N = b_e.transpose(-1, -2) @ U + k_e.transpose(-1, -2) @ v                 # [B, H, n, K, V]
 
-        S = (r.new_zeros(B, H, K, V) if initial_state is None else initial_state.float())
+        # chunk-major, unbound once: each step is one batched matmul-add on views, and the
+        # backward stacks the per-chunk gradients once (indexing per step would not)
+        M_c = M.permute(2, 0, 1, 3, 4).reshape(n, B * H, K, K).unbind(0)
+        N_c = N.permute(2, 0, 1, 3, 4).reshape(n, B * H, K, V).unbind(0)
+        S = (r.new_zeros(B * H, K, V) if initial_state is None else initial_state.float().reshape(B * H, K, V))
         entering = []
         for c in range(n):
             entering.append(S)
-            S = torch.baddbmm(N[:, :, c].reshape(B * H, K, V), M[:, :, c].reshape(B * H, K, K),
-                              S.reshape(B * H, K, V)).view(B, H, K, V)
-        S_in = torch.stack(entering, dim=2)                             # [B, H, n, K, V]
+            S = torch.baddbmm(N_c[c], M_c[c], S)
+        S_in = torch.stack(entering, dim=1).view(B, H, n, K, V)
+        S = S.view(B, H, K, V)
         o = Q @ S_in + O
         o = o.reshape(B, H, n * L, V)[:, :, :T].transpose(1, 2)
     return o.to(out_dtype), S

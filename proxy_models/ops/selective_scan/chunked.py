@@ -48,24 +48,27 @@ def selective_scan_chunked(u, dt, A, Bm, Cm, initial_state=None, chunk: int | No
     dA = logdec.exp()
     dBu = ((dt * u)[..., None] * Bm[:, :, None, :]).view(Bsz, n, L, D, N)
 
-    # 1. scan inside every chunk at once, from a zero state
-    h = dBu[:, :, 0]
+    # 1. scan inside every chunk at once, from a zero state. (unbind, not indexing: its backward
+    #    is one stack, where per-step indexing would write a full-size zero tensor per step)
+    dA_l, dBu_l = dA.unbind(2), dBu.unbind(2)
+    h = dBu_l[0]
     local = [h]
     for l in range(1, L):
-        h = torch.addcmul(dBu[:, :, l], dA[:, :, l], h)
+        h = torch.addcmul(dBu_l[l], dA_l[l], h)
         local.append(h)
     local = torch.stack(local, dim=2)                                  # [B, n, L, D, N]
 
     # 2. scan the chunk boundaries: the state entering each chunk
     cum = logdec.cumsum(dim=2).exp()                                   # decay from chunk start
+    last_l, last_c = local[:, :, -1].unbind(1), cum[:, :, -1].unbind(1)
     h = (torch.zeros(Bsz, D, N, device=u.device, dtype=torch.float32) if initial_state is None
          else initial_state.float())
     entering = [h]
-    for c in range(n - 1):
-        h = torch.addcmul(local[:, c, -1], cum[:, c, -1], h)
+    for c in range(n):
+        h = torch.addcmul(last_l[c], last_c[c], h)
         entering.append(h)
+    final = entering.pop()
     entering = torch.stack(entering, dim=1)                            # [B, n, D, N]
-    final = torch.addcmul(local[:, -1, -1], cum[:, -1, -1], entering[:, -1])
 
     # 3. every position: its local state plus the decayed incoming state; read out with C
     states = torch.addcmul(local, cum, entering[:, :, None])
