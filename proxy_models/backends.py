@@ -137,11 +137,14 @@ def triton_check(p: Probe) -> str | None:
 
 def _fla_parallel_ssd(p: Probe) -> str | None:
     """fla's quadratic parallel_simple_gla: trains on Hopper (no refused gated chunk kernel), but
-    costs O(T^2), so only for T <= 4096 (shape = (T,); empty shape = a typical training length)."""
+    costs O(T^2), so only for T <= PARALLEL_MAX_T (shape = (T,); empty = a typical training length)."""
     why = fla_check()(p)
     if why:
         return why
-    return None if not p.shape or p.shape[0] <= 4096 else f"T={p.shape[0]} > 4096 for the quadratic form"
+    from proxy_models.ops.ssd.fla import PARALLEL_MAX_T  # torch-only module: no fla import
+    if not p.shape or p.shape[0] <= PARALLEL_MAX_T:
+        return None
+    return f"T={p.shape[0]} > {PARALLEL_MAX_T} for the quadratic form"
 
 
 def _flash_sdpa(p: Probe) -> str | None:

@@ -29,7 +29,7 @@ from torch import nn
 from .base import Ctx, TokenMixer
 from .ops import dispatch
 from .ops.ssd import ssd_chunked
-from .ops.ssd.fla import ssd_fla, ssd_fla_parallel
+from .ops.ssd.fla import PARALLEL_MAX_T, ssd_fla, ssd_fla_parallel
 
 
 class Mamba2(TokenMixer):
@@ -73,8 +73,11 @@ class Mamba2(TokenMixer):
         A = -torch.exp(self.A_log.float())
         x_h = x.reshape(Bsz, T, H, P)
         v = (x_h * dt[..., None]).to(x.dtype)
+        # backends only distinguishes T <= PARALLEL_MAX_T (the quadratic form is allowed) from
+        # longer T: one cached choice (and one log line) for all short lengths
+        probe = (PARALLEL_MAX_T if T <= PARALLEL_MAX_T else T,)
         (y, _), name = dispatch.run("ssd", self._impls, x.device, x.dtype,
-                                    Cm[:, :, None], Bm[:, :, None], v, dt * A, 1.0, None, probe_shape=(T,))
+                                    Cm[:, :, None], Bm[:, :, None], v, dt * A, 1.0, None, probe_shape=probe)
         if not torch.compiler.is_compiling():
             self.backend = name
         y = y.float() + x_h.float() * self.D.float()[:, None]
