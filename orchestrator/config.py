@@ -196,7 +196,14 @@ class Fidelity(_Strict):
         if not self.overrides:
             return self.preset
         extra = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
-        return f"{self.preset}[{extra}]"
+        text = f"{self.preset}[{extra}]"
+        if len(text) > 64:
+            # hnas_trials.fidelity is VARCHAR(64), which PostgreSQL enforces: keep a readable
+            # prefix and a digest of the whole, so distinct overrides stay distinct labels
+            import hashlib
+            digest = hashlib.sha1(extra.encode()).hexdigest()[:8]
+            text = f"{self.preset}[{extra[:max(0, 64 - len(self.preset) - 11)]}~{digest}]"
+        return text
 
 
 class EarlyStopping(_Strict):
