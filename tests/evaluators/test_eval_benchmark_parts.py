@@ -26,5 +26,5 @@ def test_panel_has_pure_and_hybrid_architectures():
     mixers = [{p for p in a.primitives() if p not in ("swiglu", "moe", "none")} for a in panel]
     assert sum(len(m) == 1 for m in mixers) >= 4 and sum(len(m) > 1 for m in mixers) >= 2
     std, full, note = pf.fidelities(quick=False, true_full=False)
-    assert std.name == "standard" and full.name == "full-reduced" and "3 epochs" in note
+    assert std.name == "standard" and full.name == "full-reduced" and "6 epochs" in note
     assert full.d_model == 128 and all(t.batch_size == 128 and t.train_examples for t in full.tasks)
