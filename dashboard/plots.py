@@ -90,26 +90,47 @@ def front_2d(x: np.ndarray, y: np.ndarray, dx: str, dy: str) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def hover_columns(df: pd.DataFrame) -> np.ndarray:
-    """customdata: number, category, pattern, params, cache, fidelity (read by the hover template;
-    the first entry lets a clicked point be mapped back to its trial)."""
-    def col(name, default=""):
-        return df[name] if name in df else pd.Series(default, index=df.index)
-    return np.column_stack([
-        df["number"].astype(int).to_numpy(), col("category").astype(str).to_numpy(),
-        col("pattern").astype(str).to_numpy(), col("params_h").astype(str).to_numpy(),
-        col("cache_h").astype(str).to_numpy(), col("fidelity").astype(str).to_numpy(),
-    ])
+def hover_text(df: pd.DataFrame) -> list[str]:
+    """The architecture summary per trial: number, category, pattern, params, cache, fidelity.
+
+    Plain strings in `hovertext` (and only the trial number in `customdata`, which a selected
+    point reports back): a 2-D object array of customdata is deep-copied element by element
+    on every render, which at 10,000 trials costs more than drawing the page."""
+    def col(name):
+        return df[name].astype(str).tolist() if name in df else [""] * len(df)
+    return [f"<b>trial {n}</b> · {c}<br>{p}<br>params {pa} · cache@2K {ca} · fidelity {f or '–'}"
+            for n, c, p, pa, ca, f in zip(df["number"].astype(int).tolist(), col("category"), col("pattern"),
+                                          col("params_h"), col("cache_h"), col("fidelity"))]
 
 
-HOVER = ("<b>trial %{customdata[0]}</b> · %{customdata[1]}<br>%{customdata[2]}<br>"
-         "params %{customdata[3]} · cache@2K %{customdata[4]} · fidelity %{customdata[5]}"
-         "<br>%{xaxis.title.text}: %{x:.4g}<br>%{yaxis.title.text}: %{y:.4g}<extra></extra>")
+def hover_template(*axes: tuple[str, str]) -> str:
+    """`axes`: (column, plotly variable) pairs, e.g. ("quality", "y")."""
+    vals = "".join(f"<br>{axis_title(c)}: %{{{v}:.4g}}" for c, v in axes)
+    return "%{hovertext}" + vals + "<extra></extra>"
 
 
 def plotted_rows(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """The rows a scatter of (x, y) draws, in trace order: the selection indices refer to these."""
     return df[df[x].notna() | df[y].notna()].reset_index(drop=True) if len(df) else df
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain dicts, not validated property by property: plotly's validation of
+    10,000-element marker arrays (and of a template per figure) costs seconds per page, and
+    every value here is produced by this module from the catalogue, not typed by a user."""
+    base = dict(margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
+                legend=dict(font=dict(size=10), itemsizing="constant"))
+    base.update(layout)
+    return go.Figure(data=traces, layout=base, _validate=False)
+
+
+def _legend_entry(name: str, color: str, symbol: str, size: int) -> dict:
+    return dict(type="scatter", x=[None], y=[None], mode="markers", name=name,
+                marker=dict(color=color, symbol=symbol, size=size))
+
+
+def _title(text: str) -> dict:
+    return dict(text=text, font=dict(size=14))
 
 
 def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: int = 430) -> go.Figure:
@@ -118,169 +139,145 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
     dx, dy = direction(x), direction(y)
     xs = pd.to_numeric(rows[x], errors="coerce").to_numpy(dtype=float) if len(rows) else np.array([])
     ys = pd.to_numeric(rows[y], errors="coerce").to_numpy(dtype=float) if len(rows) else np.array([])
-    logx, logy = _log_axis(rows[x]) if len(rows) else False, _log_axis(rows[y]) if len(rows) else False
+    logx, logy = (_log_axis(rows[x]), _log_axis(rows[y])) if len(rows) else (False, False)
 
     # a rug for trials missing one value: pinned to the low edge of the other axis
     miss_x, miss_y = ~np.isfinite(xs), ~np.isfinite(ys)
     if miss_x.any() or miss_y.any():
         fx, fy = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
-        edge_x = (fx.min() if fx.size else 0.0)
-        edge_y = (fy.min() if fy.size else 0.0)
-        xs = np.where(miss_x, edge_x, xs)
-        ys = np.where(miss_y, edge_y, ys)
+        xs = np.where(miss_x, fx.min() if fx.size else 0.0, xs)
+        ys = np.where(miss_y, fy.min() if fy.size else 0.0, ys)
 
     cats = rows["category"].astype(str).to_numpy() if len(rows) else np.array([], dtype=str)
-    colors = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"])[0] for c in cats]
-    symbols = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"])[1] for c in cats]
-    sizes = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"])[2] for c in cats]
+    style = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"]) for c in cats]
     missing = miss_x | miss_y
-    symbols = [("line-ns-open" if mx else "line-ew-open") if m else s
-               for s, m, mx in zip(symbols, missing, miss_x)]
-
-    Trace = go.Scattergl if len(rows) >= WEBGL_AT else go.Scatter
-    fig = go.Figure()
-    fig.add_trace(Trace(
-        x=xs, y=ys, mode="markers", name="trials", showlegend=False,
-        marker=dict(color=colors, symbol=symbols, size=sizes, opacity=0.85,
-                    line=dict(width=0.5, color="#FFFFFF")),
-        customdata=hover_columns(rows) if len(rows) else None, hovertemplate=HOVER,
-    ))
+    symbols = [("line-ns-open" if mx else "line-ew-open") if m else st[1] for st, m, mx in zip(style, missing, miss_x)]
+    traces = [dict(type="scattergl" if len(rows) >= WEBGL_AT else "scatter", x=xs, y=ys, mode="markers",
+                   name="trials", showlegend=False,
+                   marker=dict(color=[st[0] for st in style], symbol=symbols, size=[st[2] for st in style],
+                               opacity=0.85, line=dict(width=0.5, color="#FFFFFF")),
+                   customdata=rows["number"].to_numpy(dtype=np.int64) if len(rows) else None,
+                   hovertext=hover_text(rows) if len(rows) else None,
+                   hovertemplate=hover_template((x, "x"), (y, "y")))]
     # the front on these two axes among feasible complete trials
     ok = rows["category"].isin(["Pareto", "dominated"]).to_numpy() if len(rows) else np.array([], bool)
     fr = front_2d(np.where(ok & ~missing, xs, np.nan), np.where(ok & ~missing, ys, np.nan), dx, dy)
     if fr.size:
-        fig.add_trace(go.Scatter(x=xs[fr], y=ys[fr], mode="lines", name="front on these axes",
-                                 line=dict(shape="hv" if dx == "maximize" else "vh", dash="dot", color="#D62728", width=1),
-                                 hoverinfo="skip"))
-    present = set(cats)
+        traces.append(dict(type="scatter", x=xs[fr], y=ys[fr], mode="lines", name="front on these axes",
+                           line=dict(shape="hv" if dx == "maximize" else "vh", dash="dot", color="#D62728", width=1),
+                           hoverinfo="skip"))
     for c in CATEGORY_ORDER:
-        if c in present:
-            col, sym, size = CATEGORY_STYLE[c]
-            n = int((cats == c).sum())
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{c} ({n})",
-                                     marker=dict(color=col, symbol=sym, size=size)))
+        n = int((cats == c).sum())
+        if n:
+            traces.append(_legend_entry(f"{c} ({n})", *CATEGORY_STYLE[c]))
     unplotted = df.loc[df[x].isna() & df[y].isna(), "category"].value_counts() if len(df) else {}
     for c in CATEGORY_ORDER:
         n = int(unplotted.get(c, 0)) if len(unplotted) else 0
         if n:  # e.g. failed trials with no measurement: say they exist rather than hide them
-            col, sym, size = CATEGORY_STYLE[c]
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{c} ({n}, no values)",
-                                     marker=dict(color=col, symbol=sym, size=size)))
+            traces.append(_legend_entry(f"{c} ({n}, no values)", *CATEGORY_STYLE[c]))
     if missing.any():
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"no value: on the edge ({int(missing.sum())})",
-                                 marker=dict(color="#555555", symbol="line-ns-open", size=9)))
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      # dragmode/clickmode left to Streamlit: it picks click-to-select with box and
-                      # lasso in the modebar; a layout dragmode of "lasso" turns click selection off
-                      legend=dict(font=dict(size=10), itemsizing="constant"),
-                      hovermode="closest", template="plotly_white",
-                      uirevision=f"{x}|{y}")
-    fig.update_xaxes(title=axis_title(x), type="log" if logx else None)
-    fig.update_yaxes(title=axis_title(y), type="log" if logy else None)
-    return fig
+        traces.append(_legend_entry(f"no value: on the edge ({int(missing.sum())})", "#555555", "line-ns-open", 9))
+    # dragmode/clickmode are left to Streamlit: it sets click-to-select with box and lasso in the
+    # modebar; a layout dragmode of "lasso" would turn click selection off
+    return _figure(traces, dict(
+        title=_title(title), height=height, uirevision=f"{x}|{y}",
+        xaxis=dict(title=dict(text=axis_title(x)), type="log" if logx else "-"),
+        yaxis=dict(title=dict(text=axis_title(y)), type="log" if logy else "-")))
 
 
 def pareto_3d(df: pd.DataFrame, x: str, y: str, z: str, height: int = 520,
               selected: list[int] | None = None) -> go.Figure:
     """3-D scatter by category; `selected` trials get a ring (this chart is not a selection source)."""
     rows = df.dropna(subset=[x, y, z]) if len(df) else df
-    fig = go.Figure()
+    sym3 = {"diamond": "diamond", "circle": "circle", "x": "x", "x-thin-open": "x", "triangle-down": "square",
+            "circle-open": "circle-open"}
+    hover = hover_template((x, "x"), (y, "y"), (z, "z"))
+    traces = []
     for c in CATEGORY_ORDER:
         part = rows[rows["category"] == c] if len(rows) else rows
         if not len(part):
             continue
         col, sym, size = CATEGORY_STYLE[c]
-        sym3 = {"diamond": "diamond", "circle": "circle", "x": "x", "x-thin-open": "x",
-                "triangle-down": "square", "circle-open": "circle-open"}.get(sym, "circle")
-        fig.add_trace(go.Scatter3d(x=part[x], y=part[y], z=part[z], mode="markers", name=f"{c} ({len(part)})",
-                                   marker=dict(color=col, symbol=sym3, size=max(3, size // 2),
-                                               opacity=0.9 if c == "Pareto" else 0.45),
-                                   customdata=hover_columns(part),
-                                   hovertemplate=HOVER.replace("%{xaxis.title.text}", axis_title(x))
-                                   .replace("%{yaxis.title.text}", axis_title(y))
-                                   + f"<br>{axis_title(z)}: %{{z:.4g}}"))
+        traces.append(dict(type="scatter3d", x=part[x].to_numpy(), y=part[y].to_numpy(), z=part[z].to_numpy(),
+                           mode="markers", name=f"{c} ({len(part)})", customdata=part["number"].to_numpy(dtype=np.int64), hovertext=hover_text(part), hovertemplate=hover,
+                           marker=dict(color=col, symbol=sym3.get(sym, "circle"), size=max(3, size // 2),
+                                       opacity=0.9 if c == "Pareto" else 0.45)))
     if selected and len(rows):
         part = rows[rows["number"].isin(selected)]
         if len(part):
-            fig.add_trace(go.Scatter3d(x=part[x], y=part[y], z=part[z], mode="markers", name="selected",
-                                       marker=dict(symbol="circle-open", size=9, color="#000000"), hoverinfo="skip"))
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), template="plotly_white",
-                      legend=dict(orientation="h"), uirevision=f"{x}|{y}|{z}",
-                      scene=dict(xaxis_title=axis_title(x), yaxis_title=axis_title(y), zaxis_title=axis_title(z),
-                                 xaxis_type="log" if _log_axis(rows[x]) else None,
-                                 yaxis_type="log" if _log_axis(rows[y]) else None,
-                                 zaxis_type="log" if _log_axis(rows[z]) else None))
-    return fig
+            traces.append(dict(type="scatter3d", x=part[x].to_numpy(), y=part[y].to_numpy(), z=part[z].to_numpy(),
+                               mode="markers", name="selected", hoverinfo="skip",
+                               marker=dict(symbol="circle-open", size=9, color="#000000")))
+    axis = lambda c: dict(title=dict(text=axis_title(c)), type="log" if len(rows) and _log_axis(rows[c]) else "-")  # noqa: E731
+    return _figure(traces, dict(height=height, margin=dict(l=0, r=0, t=30, b=0), legend=dict(orientation="h"),
+                                uirevision=f"{x}|{y}|{z}", scene=dict(xaxis=axis(x), yaxis=axis(y), zaxis=axis(z))))
 
 
 def hypervolume_figure(hv: pd.DataFrame, height: int = 320) -> go.Figure:
     """Hypervolume (of the front so far) against trial number; `hv` has `number`, `hypervolume`."""
-    fig = go.Figure(go.Scatter(x=hv["number"], y=hv["hypervolume"], mode="lines", line=dict(shape="hv", color="#4C78A8"),
-                               hovertemplate="after trial %{x}: %{y:.5g}<extra></extra>"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
-                      title=dict(text="hypervolume of the front so far", font=dict(size=14)),
-                      xaxis_title="trial number", yaxis_title="hypervolume")
-    return fig
+    return _figure([dict(type="scatter", x=hv["number"].to_numpy(), y=hv["hypervolume"].to_numpy(), mode="lines",
+                         line=dict(shape="hv", color="#4C78A8"), name="hypervolume",
+                         hovertemplate="after trial %{x}: %{y:.5g}<extra></extra>")],
+                   dict(height=height, title=_title("hypervolume of the front so far"),
+                        xaxis=dict(title=dict(text="trial number")), yaxis=dict(title=dict(text="hypervolume"))))
 
 
 def timeline_figure(df: pd.DataFrame, time_col: str, height: int = 320) -> go.Figure:
     """Cumulative trials by status against time (when each trial finished, or started)."""
-    fig = go.Figure()
+    traces = []
     if len(df) and time_col in df:
         d = df[[time_col, "status"]].dropna().sort_values(time_col)
         for status, part in d.groupby("status", sort=False):
-            fig.add_trace(go.Scatter(x=part[time_col], y=np.arange(1, len(part) + 1), mode="lines",
-                                     line=dict(shape="hv", color=STATUS_COLORS.get(status, "#999999")),
-                                     name=str(status), hovertemplate="%{x}<br>%{y} " + str(status) + "<extra></extra>"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
-                      title=dict(text="trials over time, by status", font=dict(size=14)),
-                      xaxis_title="time", yaxis_title="trials (cumulative)", legend=dict(orientation="h"))
-    return fig
+            t = part[time_col]
+            if getattr(t.dt, "tz", None) is not None:
+                t = t.dt.tz_convert(None)  # shown as UTC
+            traces.append(dict(type="scatter", x=t.to_numpy(), y=np.arange(1, len(part) + 1), mode="lines", name=str(status),
+                               line=dict(shape="hv", color=STATUS_COLORS.get(status, "#999999")),
+                               hovertemplate="%{x}<br>%{y} " + str(status) + "<extra></extra>"))
+    return _figure(traces, dict(height=height, title=_title("trials over time, by status (UTC)"),
+                                xaxis=dict(title=dict(text="time (UTC)")),
+                                yaxis=dict(title=dict(text="trials (cumulative)")), legend=dict(orientation="h")))
 
 
 def curves_figure(curves_by_trial: dict[int, dict[str, list]], height: int = 340) -> go.Figure:
-    """Learning curves; several trials overlay (one colour per trial, one dash per curve name)."""
-    fig = go.Figure()
+    """Learning curves; several trials overlay (one colour per trial, one dash per curve name).
+    Losses share the left axis, scores the right one."""
     dashes = ["solid", "dash", "dot", "dashdot", "longdash"]
     names = sorted({k for c in curves_by_trial.values() for k in c})
     palette = ["#4C78A8", "#F58518", "#E45756", "#54A24B", "#B279A2", "#9D755D", "#72B7B2", "#EECA3B"]
+    traces = []
     for i, (num, curves) in enumerate(curves_by_trial.items()):
         for name, pts in curves.items():
             if not pts:
                 continue
             steps, vals = zip(*pts)
-            yaxis = "y2" if ("loss" not in name and "bpb" not in name and len(names) > 1) else "y"
-            fig.add_trace(go.Scatter(x=steps, y=vals, mode="lines", name=f"trial {num}: {name}",
-                                     line=dict(color=palette[i % len(palette)], dash=dashes[names.index(name) % len(dashes)]),
-                                     yaxis=yaxis))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
-                      title=dict(text="learning curves", font=dict(size=14)), xaxis_title="step",
-                      yaxis=dict(title="loss"), yaxis2=dict(title="score", overlaying="y", side="right", showgrid=False),
-                      legend=dict(orientation="h"))
-    return fig
+            lossy = "loss" in name or "bpb" in name
+            traces.append(dict(type="scatter", x=list(steps), y=list(vals), mode="lines", name=f"trial {num}: {name}",
+                               yaxis="y" if lossy or len(names) == 1 else "y2",
+                               line=dict(color=palette[i % len(palette)], dash=dashes[names.index(name) % len(dashes)])))
+    return _figure(traces, dict(height=height, title=_title("learning curves"), xaxis=dict(title=dict(text="step")),
+                                yaxis=dict(title=dict(text="loss")), legend=dict(orientation="h"),
+                                yaxis2=dict(title=dict(text="score"), overlaying="y", side="right", showgrid=False)))
 
 
 def task_scores_figure(scores_by_trial: dict[int, dict[str, float]], height: int = 320) -> go.Figure:
-    fig = go.Figure()
     palette = ["#4C78A8", "#F58518", "#E45756", "#54A24B", "#B279A2", "#9D755D"]
+    traces = []
     for i, (num, scores) in enumerate(scores_by_trial.items()):
         names = sorted(scores)
-        fig.add_trace(go.Bar(x=names, y=[scores[n] for n in names], name=f"trial {num}",
-                             marker_color=palette[i % len(palette)],
-                             hovertemplate="%{x}: %{y:.4g}<extra>trial " + str(num) + "</extra>"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white", barmode="group",
-                      title=dict(text="per-task scores", font=dict(size=14)), legend=dict(orientation="h"))
-    return fig
+        traces.append(dict(type="bar", x=names, y=[scores[n] for n in names], name=f"trial {num}",
+                           marker=dict(color=palette[i % len(palette)]),
+                           hovertemplate="%{x}: %{y:.4g}<extra>trial " + str(num) + "</extra>"))
+    return _figure(traces, dict(height=height, barmode="group", title=_title("per-task scores"),
+                                legend=dict(orientation="h")))
 
 
 def primitive_mix_figure(counts: dict[str, int], height: int = 260) -> go.Figure:
     """How often each primitive appears among the given trials (e.g. the Pareto set)."""
     names = sorted(counts, key=lambda k: -counts[k])
-    fig = go.Figure(go.Bar(x=names, y=[counts[n] for n in names],
-                           marker_color=[PRIMITIVE_COLORS.get(n, "#999999") for n in names]))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
-                      title=dict(text="primitives in the Pareto set (trials containing each)", font=dict(size=14)))
-    return fig
+    return _figure([dict(type="bar", x=names, y=[counts[n] for n in names], name="trials",
+                         marker=dict(color=[PRIMITIVE_COLORS.get(n, "#999999") for n in names]))],
+                   dict(height=height, title=_title("primitives in the Pareto set (trials containing each)")))
 
 
 def fmt_value(v) -> str:

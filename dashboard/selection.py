@@ -7,7 +7,7 @@ Design choices:
 - A chart or table reports its selection on every run; only a *change* of what that widget
   reports replaces the shared selection, so picking trials in the table is not undone by a
   chart that still shows an old lasso.
-- A chart point maps to its trial through `customdata[0]` (the trial number) when the browser
+- A chart point maps to its trial through its `customdata` (the trial number) when the browser
   sends points, else through `point_indices` into the rows that were plotted (how AppTest and
   session state describe a selection).
 """
@@ -49,8 +49,10 @@ def chart_numbers(event: Any, rows: pd.DataFrame) -> list[int]:
         if (_get(p, "curve_number", 0) or 0) != 0:
             continue  # the front line and legend entries are not trials
         cd = _get(p, "customdata")
-        if cd is not None and len(cd):
-            out.append(int(float(cd[0])))
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if cd is not None:
+            out.append(int(float(cd)))
         else:
             i = _get(p, "point_index", _get(p, "point_number"))
             if i is not None and 0 <= int(i) < len(rows):

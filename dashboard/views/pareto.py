@@ -7,14 +7,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .. import plots, selection
+from .. import plots, queries, selection
 from ..data import MEMORY_PREFS, THROUGHPUT_PREFS, pick, quality_column
 from . import Ctx
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _scatter_figure(url: str, study: str, rev: int, x: str, y: str, title: str):
+    # built once per study revision and axes: a warm page only serialises it
+    return plots.pareto_scatter(queries.frame(url, study, rev), x, y, title=title)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _figure_3d(url: str, study: str, rev: int, x: str, y: str, z: str, selected: tuple[int, ...]):
+    return plots.pareto_3d(queries.frame(url, study, rev), x, y, z, selected=list(selected))
+
+
 def scatter(ctx: Ctx, x: str, y: str, title: str, key: str) -> None:
     rows = plots.plotted_rows(ctx.df, x, y)
-    fig = plots.pareto_scatter(ctx.df, x, y, title=title)
+    fig = _scatter_figure(ctx.url, ctx.study, ctx.rev, x, y, title)
     ev = st.plotly_chart(fig, key=f"{key}:{x}:{y}", on_select="rerun",
                          selection_mode=("points", "box", "lasso"), width="stretch")
     selection.absorb(f"{key}:{x}:{y}", selection.chart_numbers(ev, rows))
@@ -74,7 +85,8 @@ def render(ctx: Ctx) -> None:
                 y3 = _axis_select("y", cols, defaults[1], "y3")
             with c3:
                 z3 = _axis_select("z", cols, defaults[2], "z3")
-            st.plotly_chart(plots.pareto_3d(df, x3, y3, z3, selected=selection.get()), key="pf_3d", width="stretch")
+            st.plotly_chart(_figure_3d(ctx.url, ctx.study, ctx.rev, x3, y3, z3, tuple(selection.get())),
+                            key="pf_3d", width="stretch")
 
     pareto = df[df["category"] == "Pareto"]
     st.subheader(f"Pareto set on the study's objectives ({len(pareto)} trials)")

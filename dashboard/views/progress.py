@@ -23,7 +23,7 @@ def _best_so_far(ctx: Ctx) -> go.Figure | None:
         best = np.fmax.accumulate(v) if o.direction == "maximize" else np.fmin.accumulate(v)
         fig.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line=dict(shape="hv"),
                                  name=plots.axis_title(o.name), yaxis="y" if i == 0 else f"y{i + 1}"))
-    layout = dict(height=320, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
+    layout = dict(height=320, margin=dict(l=10, r=10, t=30, b=10),
                   title=dict(text="best value so far (feasible trials)", font=dict(size=14)),
                   xaxis_title="trial number", legend=dict(orientation="h"))
     for i in range(1, len(objs)):

@@ -75,14 +75,15 @@ def test_pareto_page_matches_the_store(app, seeded):
     figs = _figures(app)
     first = figs[0]
     trace = first["data"][0]
-    cd = trace["customdata"]
-    numbers = [int(r[0]) for r in cd]
+    numbers = _values(trace["customdata"]).astype(int).tolist()
     rows = plots.plotted_rows(df, "decode_tokens_per_s", "quality")
     assert numbers == rows["number"].tolist()
     # hover summary: pattern, params, cache, fidelity
     r0 = rows.iloc[0]
-    assert cd[0][2] == r0["pattern"] and cd[0][5] == "smoke" and cd[0][3] == r0["params_h"]
-    assert "trial %{customdata[0]}" in trace["hovertemplate"]
+    hover = trace["hovertext"][0]
+    assert f"trial {r0['number']}" in hover and r0["pattern"] in hover and f"params {r0['params_h']}" in hover
+    assert "fidelity smoke" in hover and "cache@2K" in hover
+    assert trace["hovertemplate"].startswith("%{hovertext}")
     # categories told apart by colour and symbol, with legend entries
     legend = [t["name"] for t in first["data"][1:]]
     assert any(n.startswith("Pareto (") for n in legend) and any(n.startswith("dominated (") for n in legend)
@@ -137,10 +138,10 @@ def test_simulated_chart_selection_selects_trials_and_compares(app, seeded):
 
 
 def test_points_with_customdata_map_to_trials(app, seeded):
-    # what a browser sends: points carrying customdata (trial number first), curve 1 ignored
+    # what a browser sends: points carrying customdata (the trial number); curve 1 is the front line
     app.run()
     key = "pf_thr:decode_tokens_per_s:quality"
-    pts = [{"curve_number": 0, "point_index": 5, "customdata": [7, "Pareto"]},
+    pts = [{"curve_number": 0, "point_index": 5, "customdata": 7},
            {"curve_number": 1, "point_index": 0}]
     app.session_state[key] = {"selection": {"points": pts, "point_indices": [5, 0], "box": [], "lasso": []}}
     app.run()

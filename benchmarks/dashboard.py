@@ -1,0 +1,199 @@
+"""Time to first full render of a 10,000-trial study in the dashboard, after the cache is warm.
+
+    python benchmarks/dashboard.py                 # 10,000 trials, AppTest + headless Chromium
+    python benchmarks/dashboard.py --quick         # 1,000 trials (CI-sized)
+    python benchmarks/dashboard.py --db /tmp/d.db  # keep (and reuse) the seeded SQLite file
+
+What is measured:
+- seeding: the study written through `Store.finish_trials` (dashboard.synthetic: real
+  Architectures and TrialResults), once; a `--db` that already holds the study is reused;
+- server side (`streamlit.testing.v1.AppTest`, the real script): the first run of a fresh app
+  (cold: imports, the database read, the frame, the figures) and then, with the cache warm, a
+  new session's first run of every page (Pareto front, progress, trials, a trial, compare two):
+  the time the script takes to produce every element and figure of the page, median of 5;
+- browser (headless Chromium via Playwright, if /usr/bin/chromium exists; `--no-browser` skips
+  it): the app served by `hybrid-nas dashboard`, one page load to warm the server's cache, then
+  a fresh page load of `?study=NAME` timed until every Plotly chart has drawn its data and the
+  app is idle (median of 3).
+Target (issue 7): under 2 s for the Pareto page after the cache is warm. Results: JSON in
+benchmarks/results/dashboard-<device>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from dashboard.synthetic import seed_study  # noqa: E402
+from storage import Store  # noqa: E402
+
+APP = str(ROOT / "dashboard" / "app.py")
+STUDY = "bench"
+TARGET_S = 2.0
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def seed(url: str, n: int) -> float | None:
+    s = Store(url)
+    try:
+        if STUDY in [x.name for x in s.list_studies()] and s.count_trials(STUDY) == n:
+            return None
+        t = time.perf_counter()
+        seed_study(s, STUDY, n, seed=0, running=5, curve_points=20)
+        return time.perf_counter() - t
+    finally:
+        s.close()
+
+
+def apptest_timings(url: str, reps: int) -> dict:
+    from streamlit.testing.v1 import AppTest
+    os.environ["HYBRID_NAS_STORAGE"] = url
+
+    def fresh():
+        at = AppTest.from_file(APP, default_timeout=600)
+        at.query_params["study"] = STUDY
+        at.query_params["live"] = "0"
+        return at
+
+    out = {}
+    at = fresh()
+    t = time.perf_counter()
+    at.run()
+    out["cold_first_run_s"] = round(time.perf_counter() - t, 3)
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    pages = {"pareto": {}, "progress": {"view": "progress"}, "trials": {"view": "trials"},
+             "trial": {"view": "trial", "trial": "7"}, "compare": {"view": "compare"}}
+    for page, params in pages.items():
+        times = []
+        for _ in range(reps):
+            at = fresh()
+            for k, v in params.items():
+                at.query_params[k] = v
+            if page == "compare":
+                at.session_state["selected"] = [3, 7]
+            t = time.perf_counter()
+            at.run()
+            times.append(time.perf_counter() - t)
+            assert not at.exception and not at.error, (page, at.exception, [e.value for e in at.error])
+        out[page] = {"warm_median_s": round(statistics.median(times), 3), "runs_s": [round(x, 3) for x in times],
+                     "plotly_charts": len(at.get("plotly_chart"))}
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+READY_JS = """(n) => {
+  const plots = document.querySelectorAll('.js-plotly-plot');
+  if (plots.length < n) return false;
+  for (const p of plots) {
+    if (!p._fullData || !p._fullData.length) return false;
+    if (!p.querySelector('.main-svg')) return false;
+  }
+  return !document.querySelector('[data-testid="stStatusWidget"]');
+}"""
+
+
+def browser_timings(url: str, n_charts: int, reps: int) -> dict:
+    from playwright.sync_api import sync_playwright
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        link = f"http://127.0.0.1:{port}/?study={STUDY}&live=0"
+        out = {}
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            times = []
+            for i in range(reps + 1):
+                page = b.new_page(viewport={"width": 1500, "height": 1000})
+                t = time.perf_counter()
+                page.goto(link, timeout=600_000)
+                page.wait_for_function(READY_JS, arg=n_charts, timeout=600_000, polling=50)
+                dt = time.perf_counter() - t
+                page.close()
+                if i == 0:
+                    out["first_load_s"] = round(dt, 3)  # cold server cache
+                else:
+                    times.append(dt)
+            b.close()
+        out["warm_load_median_s"] = round(statistics.median(times), 3)
+        out["warm_loads_s"] = [round(x, 3) for x in times]
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=10_000)
+    ap.add_argument("--quick", action="store_true", help="1,000 trials, 2 repetitions")
+    ap.add_argument("--db", help="SQLite file to seed (or reuse); default: a temporary file")
+    ap.add_argument("--no-browser", action="store_true")
+    args = ap.parse_args()
+    n = 1000 if args.quick else args.trials
+    reps = 2 if args.quick else 5
+    tmp = None
+    if args.db:
+        db = Path(args.db)
+    else:
+        tmp = tempfile.TemporaryDirectory()
+        db = Path(tmp.name) / "dashboard-bench.db"
+    url = f"sqlite:///{db}"
+    device = f"cpu_{os.cpu_count()}_cores"
+    res = {"device": device, "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+           "trials": n, "target_s": TARGET_S}
+    print(f"seeding {n} trials into {db} ...", flush=True)
+    res["seed_s"] = seed(url, n)
+    print(f"  seeded in {res['seed_s']} s" if res["seed_s"] is not None else "  reused", flush=True)
+    print("AppTest runs ...", flush=True)
+    res["apptest"] = apptest_timings(url, reps)
+    print(json.dumps(res["apptest"], indent=1), flush=True)
+    if not args.no_browser and os.path.exists(CHROMIUM):
+        print("browser loads ...", flush=True)
+        res["browser"] = browser_timings(url, res["apptest"]["pareto"]["plotly_charts"], 2 if args.quick else 3)
+        print(json.dumps(res["browser"], indent=1), flush=True)
+    pareto_s = res["apptest"]["pareto"]["warm_median_s"]
+    res["pareto_warm_render_s"] = pareto_s
+    res["met"] = pareto_s < TARGET_S and res.get("browser", {}).get("warm_load_median_s", 0) < TARGET_S
+    out = ROOT / "benchmarks" / "results" / f"dashboard-{device}{'-quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"Pareto page, warm cache: {pareto_s:.3f} s server-side"
+          + (f", {res['browser']['warm_load_median_s']:.3f} s in the browser" if "browser" in res else "")
+          + f" (target < {TARGET_S} s) -> {out.relative_to(ROOT)}")
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
