@@ -7,7 +7,9 @@
   its box minus the part already covered (the hypervolume of the current front clipped to it), so
   each trial costs work proportional to the front, not to all trials seen so far.
 
-Only complete trials count; only feasible ones (feasible is NULL or true) enter fronts. A NaN in any
+Objective values come from the trials' REAL metric columns (`m_<name>`, see `storage.models`),
+so a front of 10k trials needs no JSON parsing; other metrics and `task:<name>` scores fall back
+to the JSON text. Only complete trials count; only feasible ones (feasible is NULL or true) enter fronts. A NaN in any
 objective keeps a trial off the front. Infinities are ordinary extremes: +inf loss never beats
 anything and lies beyond every reference point; a -inf loss makes the hypervolume infinite."""
 from __future__ import annotations
@@ -22,50 +24,67 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from .frames import parse_many
-from .models import architectures, trials
+from .models import METRIC_COLUMNS, architectures, trials
 
 
 def _signs(objectives) -> np.ndarray:
     return np.asarray([-1.0 if d == "maximize" else 1.0 for _, d in objectives])
 
 
-def _values(conn: Connection, study_id: int, objectives, *, feasible_only: bool, with_arch: bool):
+def _values(conn: Connection, study_id: int, objectives, *, feasible_only: bool):
+    """numbers, values [n, k] (NaN where missing), feasible flags of the complete trials."""
     names = [n for n, _ in objectives]
-    need_tasks = any(n.startswith("task:") for n in names)
-    cols = [trials.c.number, trials.c.feasible, trials.c.metrics]
-    if need_tasks:
-        cols.append(trials.c.task_scores)
-    src = trials
-    if with_arch:
-        cols += [architectures.c.fingerprint, architectures.c.pattern]
-        src = trials.outerjoin(architectures, trials.c.architecture_id == architectures.c.id)
-    q = select(*cols).select_from(src).where(trials.c.study_id == study_id, trials.c.status == "complete")
+    cols = [trials.c.number, trials.c.feasible]
+    # Catalogue metrics come from their REAL columns; anything else from the JSON text.
+    from_cols = [j for j, n in enumerate(names) if n in METRIC_COLUMNS]
+    from_json = [j for j, n in enumerate(names) if n not in METRIC_COLUMNS]
+    cols += [trials.c[f"m_{names[j]}"] for j in from_cols]
+    need_metrics = any(not names[j].startswith("task:") for j in from_json)
+    need_tasks = any(names[j].startswith("task:") for j in from_json)
+    cols += [trials.c.metrics] if need_metrics else []
+    cols += [trials.c.task_scores] if need_tasks else []
+    q = select(*cols).where(trials.c.study_id == study_id, trials.c.status == "complete")
     if feasible_only:
         q = q.where(or_(trials.c.feasible.is_(None), trials.c.feasible.is_(True)))
     rows = conn.execute(q.order_by(trials.c.number)).all()
-    metrics = parse_many([r.metrics for r in rows])
-    tasks = parse_many([r.task_scores for r in rows]) if need_tasks else None
-    vals = np.empty((len(rows), len(names)), dtype=float)
-    for j, name in enumerate(names):
-        src_dicts, key = (tasks, name[5:]) if name.startswith("task:") else (metrics, name)
-        vals[:, j] = [d.get(key, np.nan) for d in src_dicts]
-    numbers = np.fromiter((r.number for r in rows), dtype=np.int64, count=len(rows))
-    feasible = np.fromiter((r.feasible is not False for r in rows), dtype=bool, count=len(rows))
-    return rows, numbers, vals, feasible
+    k = len(names)
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, k)), np.zeros(0, dtype=bool)
+    table = list(zip(*rows))
+    numbers = np.asarray(table[0], dtype=np.int64)
+    feasible = np.fromiter((f is not False for f in table[1]), dtype=bool, count=len(rows))
+    vals = np.full((len(rows), k), np.nan)
+    if from_cols:
+        vals[:, from_cols] = np.asarray(table[2:2 + len(from_cols)], dtype=float).T  # None -> NaN
+    if from_json:
+        metrics = parse_many(table[2 + len(from_cols)]) if need_metrics else None
+        tasks = parse_many(table[-1]) if need_tasks else None
+        for j in from_json:
+            src, key = (tasks, names[j][5:]) if names[j].startswith("task:") else (metrics, names[j])
+            vals[:, j] = [d.get(key, np.nan) for d in src]
+    return numbers, vals, feasible
 
 
 def pareto_front(conn: Connection, study_id: int, objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    rows, numbers, vals, _ = _values(conn, study_id, objectives, feasible_only=True, with_arch=True)
+    numbers, vals, _ = _values(conn, study_id, objectives, feasible_only=True)
     loss = vals * _signs(objectives)
     idx = np.flatnonzero(~np.isnan(loss).any(axis=1))
-    on_front = np.zeros(len(rows), dtype=bool)
+    on_front = np.zeros(len(numbers), dtype=bool)
     if len(idx):
         on_front[idx] = _is_pareto_front(loss[idx], assume_unique_lexsorted=False)
     sel = np.flatnonzero(on_front)
     sel = sel[np.lexsort(tuple(loss[sel].T[::-1]))]  # best first on the first objective, then the next
+    # Architecture columns only for the few trials on the front.
+    arch = {}
+    front_numbers = numbers[sel].tolist()
+    for i in range(0, len(front_numbers), 5000):
+        q = (select(trials.c.number, architectures.c.fingerprint, architectures.c.pattern)
+             .join(architectures, trials.c.architecture_id == architectures.c.id)
+             .where(trials.c.study_id == study_id, trials.c.number.in_(front_numbers[i:i + 5000])))
+        arch.update({n: (f, p) for n, f, p in conn.execute(q)})
     out = pd.DataFrame({"number": numbers[sel],
-                        "fingerprint": [rows[i].fingerprint for i in sel],
-                        "pattern": [rows[i].pattern for i in sel]})
+                        "fingerprint": [arch.get(n, (None, None))[0] for n in front_numbers],
+                        "pattern": [arch.get(n, (None, None))[1] for n in front_numbers]})
     for j, (name, _) in enumerate(objectives):
         out[name] = vals[sel, j]
     return out
@@ -84,7 +103,7 @@ def default_reference(loss: np.ndarray) -> np.ndarray:
 
 def hypervolume_history(conn: Connection, study_id: int, objectives: Sequence[tuple[str, str]],
                         reference_point: Sequence[float] | None = None) -> pd.DataFrame:
-    _, numbers, vals, feasible = _values(conn, study_id, objectives, feasible_only=False, with_arch=False)
+    numbers, vals, feasible = _values(conn, study_id, objectives, feasible_only=False)
     signs = _signs(objectives)
     loss = vals * signs
     usable = feasible & ~np.isnan(loss).any(axis=1)

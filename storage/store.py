@@ -38,7 +38,7 @@ from . import migrate
 from .engine import (DEFAULT_URL, EngineHolder, Retrying, hide, normalize_url,
                      translate_errors)
 from .errors import StoreError
-from .models import architectures, curves, studies, trials
+from .models import METRIC_COLUMNS, architectures, curves, studies, trials
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -484,6 +484,9 @@ class Store:
                 for k in ANALYTIC_COLUMNS if costs else ():
                     m.setdefault(k, float(costs[k]))
                 row["metrics"] = dumps(m)
+                for k in METRIC_COLUMNS:  # the query copy: NaN and missing are NULL, +-inf kept
+                    v = m.get(k)
+                    row[f"m_{k}"] = None if v is None or math.isnan(v) else v
                 if arow is not None:
                     row["architecture_id"] = arch_ids[arow["fingerprint"]]
                 if node is not None:

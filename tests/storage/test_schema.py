@@ -1,5 +1,7 @@
 """Schema creation, upgrade, downgrade/upgrade round trip and coexistence with Optuna's tables,
 on SQLite and PostgreSQL."""
+import math
+
 import optuna
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -27,7 +29,7 @@ def tables(url) -> set[str]:
 def test_open_creates_schema_at_head(db_url):
     assert not tables(db_url) & HNAS_TABLES
     with Store(db_url) as s:
-        assert s.schema_revision() == migrate.head() == "0002"
+        assert s.schema_revision() == migrate.head() == "0003"
     assert HNAS_TABLES <= tables(db_url)
     assert "alembic_version" not in tables(db_url)  # Optuna's name stays free
 
@@ -57,12 +59,25 @@ def test_upgrade_from_first_revision_keeps_data(db_url):
         conn.execute(text("INSERT INTO hnas_studies (name, status, config_yaml, objectives, constraints, attrs, "
                           "revision, created_at, updated_at) VALUES ('old', 'complete', 'x: 1', "
                           "'[[\"quality\",\"maximize\"]]', '[]', '{}', 0, '2026-01-01', '2026-01-01')"))
+        sid = conn.execute(text("SELECT id FROM hnas_studies")).scalar()
+        for n, metrics in enumerate(['{"quality":0.5,"peak_memory_mib":Infinity,"val_bpb":NaN}', '{"quality":0.4,"peak_memory_mib":5}']):
+            conn.execute(text("INSERT INTO hnas_trials (study_id, number, status, fidelity, backend, params, metrics, "
+                              "task_scores, measured, analytic, constraints, extra, updated_at) VALUES (:s, :n, "
+                              "'complete', '', '{}', '{}', :m, '{}', '{}', '{}', '{}', '{}', '2026-01-01')"),
+                         {"s": sid, "n": n, "m": metrics})
     eng.dispose()
     with Store(db_url) as s:  # opening upgrades
-        assert s.schema_revision() == "0002"
+        assert s.schema_revision() == "0003"
         assert s.get_study("old").objectives == [("quality", "maximize")]
-        s.finish_trial("old", 0, result(quality=0.5))
-        assert s.count_trials("old") == 1
+        # 0003 backfilled the metric columns from the JSON: the front (which reads them) is right
+        assert s.pareto_front("old", [("quality", "maximize"), ("peak_memory_mib", "minimize")])["number"].tolist() == [0, 1]
+        with s.engine().connect() as conn:
+            row = conn.execute(text("SELECT m_quality, m_peak_memory_mib, m_val_bpb FROM hnas_trials "
+                                    "WHERE number = 0")).one()
+        assert tuple(row) == (0.5, float("inf"), None)
+        assert math.isnan(s.trial("old", 0)["metrics"]["val_bpb"])  # the JSON keeps the exact value
+        s.finish_trial("old", 2, result(quality=0.9))
+        assert s.count_trials("old") == 3
         with s.engine().connect() as conn:
             idx = {i["name"] for i in inspect(conn).get_indexes("hnas_trials")}
         assert "ix_hnas_trials_study_finished" in idx
@@ -78,7 +93,7 @@ def test_downgrade_upgrade_round_trip(db_url):
         assert migrate.current(eng) is None
         assert not (tables(db_url) & (HNAS_TABLES - {"hnas_alembic_version"}))
         migrate.upgrade(eng)
-        assert migrate.current(eng) == "0002"
+        assert migrate.current(eng) == "0003"
     with Store(db_url) as s:
         assert s.list_studies() == []
         s.create_study("s", "", [("quality", "maximize")])
@@ -108,8 +123,8 @@ def test_coexists_with_optuna(db_url, optuna_first):
     loaded = optuna.load_study(storage=db_url, study_name="opt")
     assert len(loaded.trials) == 3
     with Store(db_url) as s:
-        assert s.count_trials("opt") == 1 and s.schema_revision() == "0002"
+        assert s.count_trials("opt") == 1 and s.schema_revision() == "0003"
     eng = create_engine(normalize_url(db_url))
     with eng.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() != "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() not in ("0001", "0002", "0003")
     eng.dispose()
