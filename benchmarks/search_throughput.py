@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 # smoke-sized tasks for --quick (CPU): the same flow, seconds per trial
 QUICK_FIDELITY = {"preset": "smoke", "overrides": {
-    "d_model": 32,
+    "d_model": 64,
     "tasks": [{"name": "mqar", "params": {"vocab_size": 32, "seq_len": 16, "num_kv_pairs": 2},
                "tokens": 12 * 8 * 16, "batch_size": 8}],
     "text": None, "efficiency": {"measure": False}, "report_every": 6,
@@ -118,8 +118,10 @@ def gpu_names() -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # architectures
-def sample_archs(n: int, seed: int, out_dir: Path) -> list[Path]:
-    """n distinct feasible architectures of the wide space, as YAML files (trial order)."""
+def sample_archs(n: int, seed: int, out_dir: Path, d_model: int | None = None) -> list[Path]:
+    """n distinct feasible architectures of the wide space, as YAML files (trial order); with
+    `d_model`, only those that can be rescaled to it (head sizes must divide it)."""
+    from search_space.errors import UserError
     from search_space.space import SearchSpace
     space = SearchSpace.from_yaml(ROOT / "examples" / "spaces" / "wide.yaml")
     rng = random.Random(seed)
@@ -128,6 +130,11 @@ def sample_archs(n: int, seed: int, out_dir: Path) -> list[Path]:
         arch = space.random(rng)
         if arch.fingerprint() in seen or any(v > 0 for v in space.violations(arch).values()):
             continue
+        if d_model:
+            try:
+                arch.scaled(d_model=d_model)
+            except (UserError, ValueError):
+                continue
         seen.add(arch.fingerprint())
         p = out_dir / f"arch{len(paths):03d}.yaml"
         p.write_text(arch.to_yaml())
@@ -293,8 +300,8 @@ def main(argv=None) -> int:
     n_seed = min(n_archs, a.seed_archs if a.seed_archs is not None else (2 if a.quick else 4))
     if a.quick:
         fidelity = QUICK_FIDELITY
-        deadlines = {"packed": a.packed_s or 240, "serial": a.serial_s or 150, "seed": a.seed_s or 150,
-                     "multi": a.multi_s or 240}
+        deadlines = {"packed": a.packed_s or 200, "serial": a.serial_s or 120, "seed": a.seed_s or 120,
+                     "multi": a.multi_s or 200}
     else:
         over = {}
         if a.token_scale != 1.0 or a.d_model:
@@ -318,7 +325,8 @@ def main(argv=None) -> int:
     log_dir = Path(a.out) if a.out else res_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{work / 'throughput.db'}"
-    archs = sample_archs(n_archs * (a.gpus if multi else 1), a.seed, work)
+    archs = sample_archs(n_archs * (a.gpus if multi else 1), a.seed, work,
+                         d_model=QUICK_FIDELITY["overrides"]["d_model"] if a.quick else a.d_model)
     first = archs[:n_archs]
     gpu_auto = "auto"
     cpus_per_gpu = max(1, ncpu // max(1, len(names))) if names else None

@@ -163,6 +163,8 @@ def measure_peaks(arch_dicts: list[dict], fid_dict: dict, device: str = "cuda") 
     fid = Fidelity.model_validate(fid_dict)
     dev = torch.device(device)
     out: dict[str, Any] = {"archs": []}
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("this Ray worker was given a GPU but CUDA is not available in it")
     if dev.type == "cuda":
         dev = torch.device("cuda", torch.cuda.current_device())
         props = torch.cuda.get_device_properties(dev)
@@ -227,6 +229,10 @@ def resolve_auto(cfg, space, fid, *, samples: int = 48, top: int = 3, timeout_s:
         ray.cancel(ref, force=True)
         raise ConfigError("resources.gpu", f"auto: measuring trial memory took over {timeout_s:.0f} s "
                                            "(is a GPU free?); give a number instead") from None
+    except ray.exceptions.RayTaskError as e:
+        why = str(e.cause if getattr(e, "cause", None) else e).strip().splitlines()
+        raise ConfigError("resources.gpu", f"auto: measuring trial memory failed: {why[-1] if why else e}; "
+                                           "give a number instead") from None
     peaks = [r["peak_reserved_mib"] for r in got["archs"] if r.get("peak_reserved_mib")]
     if not peaks:
         errs = "; ".join(str(r.get("error")) for r in got["archs"])[:300]
