@@ -128,3 +128,15 @@ def test_coexists_with_optuna(db_url, optuna_first):
     with eng.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() not in ("0001", "0002", "0003")
     eng.dispose()
+
+
+def test_schema_command(sqlite_url, capsys):
+    from storage.__main__ import main as schema_main
+    assert schema_main(["upgrade", "--url", sqlite_url, "--to", "0002"]) == 0
+    assert schema_main(["current", "--url", sqlite_url]) == 0
+    assert "0002 (head 0003)" in capsys.readouterr().out
+    assert schema_main(["downgrade", "--url", sqlite_url]) == 2
+    assert "downgrade needs --to" in capsys.readouterr().err
+    assert schema_main(["downgrade", "--url", sqlite_url, "--to", "base"]) == 0
+    assert "(empty)" in capsys.readouterr().out
+    assert schema_main(["current", "--url", "mysql://x/y"]) == 2
