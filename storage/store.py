@@ -174,7 +174,7 @@ class Store:
 
     @property
     def retries(self) -> int:
-        """How many transient write failures this Store object retried (in this process)."""
+        """How many transient failures (reads and writes) this Store object retried in this process."""
         return self._retry.retries
 
     @property
