@@ -10,8 +10,10 @@ Design choices:
   positions, so a cached key keeps the rotation of the position it was written at.
 - Decoding: the KV cache holds at most `window` positions. With a window it is a ring buffer of
   exactly `window` slots (slot = position mod window; order does not matter to attention since
-  the keys carry their positions through RoPE); without a window it grows by one per token.
-  `step` returns a new state and leaves the old one untouched.
+  the keys carry their positions through RoPE); without a window it grows in blocks of 256
+  positions. Under `torch.no_grad` (decoding) the cache is written in place, as serving stacks
+  do, so the state passed in is consumed: use the returned one. With gradients enabled `step`
+  is functional.
 Weights (no biases): Wq [d, d], Wk and Wv [d, kv_heads*head_dim], Wo [d, d].
 """
 from __future__ import annotations
@@ -36,6 +38,9 @@ def apply_rope(x_BHTP: torch.Tensor, cos_TP: torch.Tensor, sin_TP: torch.Tensor)
     x1, x2 = x[..., :half], x[..., half:]
     out = torch.cat((x1 * cos_TP - x2 * sin_TP, x2 * cos_TP + x1 * sin_TP), dim=-1)
     return out.to(x_BHTP.dtype)
+
+
+_CACHE_BLOCK = 256  # positions a full-attention KV cache grows by
 
 
 class Attention(TokenMixer):
@@ -114,18 +119,22 @@ class Attention(TokenMixer):
     def step(self, x_BD: torch.Tensor, state: dict, ctx: Ctx | None = None):
         pos = state["pos"]
         q, k, v = self._qkv(x_BD[:, None, :], torch.tensor([pos], device=x_BD.device))
-        k = k.to(state["k"].dtype)
-        v = v.to(state["v"].dtype)
-        mask = None
+        K, V = state["k"], state["v"]
+        k, v = k.to(K.dtype), v.to(V.dtype)
         if self.window is None:
-            K = torch.cat((state["k"], k), dim=2)
-            V = torch.cat((state["v"], v), dim=2)
-        else:
-            slot = torch.tensor([pos % self.window], device=x_BD.device)
-            K = state["k"].index_copy(2, slot, k)
-            V = state["v"].index_copy(2, slot, v)
-            if pos + 1 < self.window:  # ring not full yet: unwritten slots must not be attended
-                mask = (torch.arange(self.window, device=x_BD.device) <= pos)[None, None, None, :]
-        Kq, Vq, gqa = self._gqa(K.to(q.dtype), V.to(q.dtype))
-        o = F.scaled_dot_product_attention(q, Kq, Vq, attn_mask=mask, enable_gqa=gqa)
+            slot, n = pos, pos + 1
+            if K.shape[2] <= pos:  # grow by a block: amortised copies stay small, spare room bounded
+                grow = pos + _CACHE_BLOCK - K.shape[2]
+                K = torch.cat((K, K.new_zeros(*K.shape[:2], grow, K.shape[3])), dim=2)
+                V = torch.cat((V, V.new_zeros(*V.shape[:2], grow, V.shape[3])), dim=2)
+        else:  # ring buffer: while it is filling, slots 0..pos are the written ones
+            slot, n = pos % self.window, min(pos + 1, self.window)
+        if torch.is_grad_enabled():  # functional, so autograd never sees a cache modified in place
+            idx = torch.tensor([slot], device=x_BD.device)
+            K, V = K.index_copy(2, idx, k), V.index_copy(2, idx, v)
+        else:  # decoding: write in place, as a real KV cache does
+            K[:, :, slot] = k[:, :, 0]
+            V[:, :, slot] = v[:, :, 0]
+        Kq, Vq, gqa = self._gqa(K[:, :, :n].to(q.dtype), V[:, :, :n].to(q.dtype))
+        o = F.scaled_dot_product_attention(q, Kq, Vq, enable_gqa=gqa)
         return self._out(o)[:, 0], {"k": K, "v": V, "pos": pos + 1}

@@ -31,12 +31,35 @@ def test_window_cache_is_bounded():
     assert state["k"].shape == (2, 2, 4, 8) and state["pos"] == 11
 
 
-def test_full_cache_grows_per_token():
+def test_full_cache_grows_in_blocks():
+    from proxy_models.attention import _CACHE_BLOCK
     m = layer()
     state = m.init_state(1, dtype=torch.float32)
-    for t in range(5):
-        _, state = m.step(torch.randn(1, 32), state)
-    assert state["k"].shape[2] == 5
+    with torch.no_grad():
+        for t in range(5):
+            _, state = m.step(torch.randn(1, 32), state)
+        assert state["pos"] == 5 and state["k"].shape[2] == _CACHE_BLOCK
+        # a cache filled to capacity (as a benchmark builds one) grows by one block, not doubles
+        full = {"k": torch.randn(1, 4, 1000, 8), "v": torch.randn(1, 4, 1000, 8), "pos": 1000}
+        _, full = m.step(torch.randn(1, 32), full)
+    assert full["k"].shape[2] == 1000 + _CACHE_BLOCK
+
+
+@pytest.mark.parametrize("kw", [{}, {"window": 3, "kv_heads": 2}], ids=["full", "window"])
+def test_step_with_grad_is_functional_and_equal(kw):
+    m = layer(**kw)
+    x = torch.randn(2, 9, 32)
+    s_fn, s_ip = m.init_state(2, dtype=torch.float32), m.init_state(2, dtype=torch.float32)
+    for t in range(9):
+        before = s_fn["k"].clone()
+        o_fn, new = m.step(x[:, t], s_fn)
+        assert torch.equal(s_fn["k"], before)  # the old state was left untouched
+        s_fn = new
+        with torch.no_grad():
+            o_ip, s_ip = m.step(x[:, t], s_ip)
+        torch.testing.assert_close(o_fn.detach(), o_ip)
+    o_fn.sum().backward()
+    assert m.wq.weight.grad is not None
 
 
 def test_rope_scores_depend_on_relative_position_only():
