@@ -234,6 +234,18 @@ def _device(gpu: float) -> str:
     return "cuda" if gpu > 0 and torch.cuda.is_available() else "cpu"
 
 
+def _node_name() -> str:
+    """Host name plus the Ray node id: several Ray nodes may share a host."""
+    name = socket.gethostname()
+    try:
+        import ray
+        if ray.is_initialized():
+            name += "/" + ray.get_runtime_context().get_node_id()[:8]
+    except Exception:  # outside Ray (direct calls in tests, benchmarks)
+        pass
+    return name
+
+
 def _objective_values(result, metrics: list[str]) -> tuple[list[float] | None, str | None]:
     vals = []
     for m in metrics:
@@ -274,7 +286,7 @@ def run_trial(ctx: dict, number: int, arch_dict: dict, *, tune_report=None):
     from .packing import setup_worker
     shared = setup_worker(ctx)  # kernel policy, CUDA health, memory cap of a shared GPU
     store = Store(ctx["url"])
-    node = socket.gethostname()
+    node = _node_name()
     device = _device(ctx["gpu"])
     store.start_trial(study, number, arch, fidelity=label, seed=seed, node=node, device=device,
                       params=ctx.get("params"))
@@ -316,6 +328,8 @@ def run_trial(ctx: dict, number: int, arch_dict: dict, *, tune_report=None):
         result = TrialResult(status="failed", error=f"{type(e).__name__}: {str(e)[:500]}",
                              wall_time_s=time.time() - t0)
     result.fidelity, result.seed = label, seed
+    if ctx["fidelity"]["overrides"]:
+        result.extra = {**(result.extra or {}), "fidelity_overrides": ctx["fidelity"]["overrides"]}
     result.device = result.device or device
     result.extra.update(shared)
     flush()

@@ -168,7 +168,8 @@ def test_asha_stops_and_promotion_reevaluates(ray_local, tmp_path):
     assert out.promoted_study == "asha.smoke"
     promoted = store.trials_frame("asha.smoke")
     assert len(promoted) == 1 and promoted["status"].iloc[0] == "complete"
-    assert "eval_examples=24" in promoted["fidelity"].iloc[0]
+    assert promoted["fidelity"].iloc[0] != frame["fidelity"].iloc[0]
+    assert store.trial("asha.smoke", int(promoted["number"].iloc[0]))["extra"]["fidelity_overrides"]["eval_examples"] == 24
     best = frame[frame["status"] == "complete"].sort_values("quality", ascending=False)
     best = best[best["feasible"].astype(bool)]
     assert int(promoted["number"].iloc[0]) == int(best["number"].iloc[0])
