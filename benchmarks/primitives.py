@@ -229,7 +229,8 @@ def run_case(kind, name, T, cfg, device, clock, predicted_s, force: str | None =
     if force:
         rec["forced"] = force
     if predicted_s is not None and predicted_s > cfg["budget_s"]:
-        rec["skipped"] = f"predicted {predicted_s:.1f}s per call > budget {cfg['budget_s']:.0f}s"
+        rec["skipped"] = ("overall time limit reached" if math.isinf(predicted_s)
+                          else f"predicted {predicted_s:.1f}s per call > budget {cfg['budget_s']:.0f}s")
         return rec
     with (dispatch.forced(OPS[name], force) if force else contextlib.nullcontext()):
         return _run_case(rec, kind, name, T, cfg, device, clock)
@@ -278,6 +279,10 @@ def _run_case(rec, kind, name, T, cfg, device, clock):
         return rec
     except torch.OutOfMemoryError:
         rec["skipped"] = "out of memory"
+        return rec
+    except Exception as exc:  # noqa: BLE001 - one broken case is a result; the others still run
+        msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+        rec["skipped"] = f"error {type(exc).__name__}: {msg}"
         return rec
     finally:
         if device.type == "cuda":
@@ -388,6 +393,8 @@ def main(argv=None):
     ap.add_argument("--torch-only", action="store_true",
                     help="disable the fla and Triton paths (measure the chunked PyTorch forms)")
     ap.add_argument("--budget", type=float, default=None, help="seconds per case")
+    ap.add_argument("--max-minutes", type=float, default=6.0,
+                    help="after this, remaining cases are recorded as skipped")
     ap.add_argument("--no-alternatives", action="store_true", help="skip the per-backend comparison (GPU)")
     ap.add_argument("--alternatives", action="store_true",
                     help="run the per-backend comparison on a CPU too (only torch-chunked can run there)")
@@ -424,6 +431,8 @@ def main(argv=None):
                     # linear growth (optimistic for attention): skip only what surely cannot fit
                     # two warm-ups and one timed call; the hard timeout catches the rest
                     predicted = prev["ms"] / 1e3 * (T / prev["T"]) * 3
+                if time.perf_counter() - t_start > args.max_minutes * 60:
+                    predicted = math.inf  # out of overall time: record the case as skipped
                 rec = run_case(kind, p, T, cfg, device, clock, predicted)
                 results.append(rec)
                 print(json.dumps(rec), flush=True)
@@ -434,7 +443,8 @@ def main(argv=None):
                         ("prefill", cfg["prefill_T"][len(cfg["prefill_T"]) // 2])):
             for p in prims:
                 for b in ALTERNATIVES.get(p, ()):
-                    rec = run_case(kind, p, T, cfg, device, clock, None, force=b)
+                    late = time.perf_counter() - t_start > args.max_minutes * 60
+                    rec = run_case(kind, p, T, cfg, device, clock, math.inf if late else None, force=b)
                     alternatives.append(rec)
                     print(json.dumps(rec), flush=True)
     report = {"device": dev_name, "device_type": device.type, "torch": torch.__version__, "triton": tv,
