@@ -92,7 +92,7 @@ def _cases() -> list:
         if router == "expert_choice":
             rec["capacity"] = [1.0, 0.6, 0.3]
         add(f"recursion-{router}", [{"mixer": mixer("attention"), "channel": SWIGLU}, {"recursion": rec}])
-        attn_only = dict(rec, body=[{"mixer": mixer("attention", window=4), "channel": {"type": "none"}},
+        attn_only = dict(rec, body=[{"mixer": mixer("attention", window=4), "channel": {"type": "none"}, "repeat": 2},
                                     rec["body"][1]])
         add(f"recursion-{router}-attention", [{"recursion": attn_only}], norm="layernorm")
     return out
