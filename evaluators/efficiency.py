@@ -5,9 +5,11 @@ Measured (`measure`):
   `reps` after a warm-up call (bf16 autocast on CUDA, as training).
 - decode tokens/s: `init_state(decode_batch)` then `decode_steps` calls of `step`, timed
   after a short warm-up; tokens/s = batch x steps / seconds.
-- decode memory: bytes of the tensors in the decode state after `decode_steps` tokens, per
-  sequence (batch 1 equivalent), in the state's own dtype; `decode_state_growth_bytes` is the
-  growth between half and all of the steps (what a KV cache adds per token).
+- decode memory: allocated bytes of the tensors in the decode state after `decode_steps`
+  tokens, per sequence (batch 1 equivalent), in the state's own dtype. This is what decoding
+  really holds: a full-attention KV cache is allocated in blocks of positions
+  (`proxy_models.attention._CACHE_BLOCK`), so it can exceed the analytic bytes at that context
+  by up to one block. `decode_state_growth_bytes` is the growth between half and all of the steps.
 - peak training memory is measured by `evaluate` around training: the CUDA allocator's peak
   on GPU, the process's peak resident set (VmHWM, reset first) on CPU.
 The backend each layer used comes from `model.backends()`.
