@@ -25,7 +25,7 @@ import streamlit as st
 
 from dashboard import config, queries, selection
 from dashboard.data import metric_columns
-from dashboard.export import export_download, items_from_store
+from dashboard.export import export_download, items_from_store, pareto_filename
 from dashboard.views import Ctx, compare, pareto, progress, trial, trials
 from search_space.errors import UserError
 
@@ -91,6 +91,11 @@ def _download(url: str, study: str, rev: int, numbers: tuple[int, ...], objectiv
     return (export_download(items, label=label, store_url=url) if items else None), problems
 
 
+def _download_bytes(*args) -> bytes:
+    d, _ = _download(*args)
+    return d.data if d is not None else b""
+
+
 def selection_panel(ctx: Ctx) -> None:
     numbers = ctx.df["number"].astype(int).tolist()
     present = set(numbers)
@@ -112,12 +117,12 @@ def selection_panel(ctx: Ctx) -> None:
             st.caption(f"not exported: {p}")
     front = ctx.df.loc[ctx.df["category"] == "Pareto", "number"].astype(int).tolist()
     if front:
-        d, problems = _download(ctx.url, ctx.study, ctx.rev, tuple(front), objs, "pareto")
-        if d is not None:
-            st.download_button(f"download Pareto set ({len(front)}) YAML", d.data, file_name=d.filename,
-                               mime=d.mime, key="dl_pareto", width="stretch")
-        for p in problems:
-            st.caption(f"not exported: {p}")
+        # built when clicked (Streamlit runs the callable then), not on every revision of a live study
+        args = (ctx.url, ctx.study, ctx.rev, tuple(front), objs, "pareto")
+        name = pareto_filename(ctx.study, front)
+        st.download_button(f"download Pareto set ({len(front)}) YAML", lambda: _download_bytes(*args),
+                           file_name=name, mime="application/zip" if name.endswith(".zip") else "application/x-yaml",
+                           key="dl_pareto", width="stretch")
 
 
 def signature(url: str, study: str | None) -> tuple:
@@ -165,6 +170,7 @@ def header(ctx: Ctx) -> None:
 
 
 def main() -> None:
+    t0 = time.perf_counter()
     st.set_page_config(page_title="hybrid-nas", page_icon="🧬", layout="wide")
     url = config.storage_url(sys.argv[1:])
     if not url:
@@ -222,6 +228,9 @@ def main() -> None:
         selection_panel(ctx)
         st.session_state["_rendered_sig"] = (tuple(names), rev)
         live_poll(url, study)
+        # the server's share of a page view (the benchmark reads it too)
+        st.session_state["_render_s"] = time.perf_counter() - t0
+        st.caption(f"page built in {st.session_state['_render_s']:.2f} s · {len(df):,} trials")
     write_query_params(study, view)
 
 

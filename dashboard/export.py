@@ -82,6 +82,14 @@ def architecture_file(item: ExportItem, store_url: str | None = None, now: datet
     return text
 
 
+def pareto_filename(study: str, numbers: list[int]) -> str:
+    """The name `export_download(..., label="pareto")` gives the Pareto set of `study`, known before
+    the file is built (a lazy download button needs it up front)."""
+    if len(numbers) == 1:
+        return f"{_safe(study)}-trial{numbers[0]}.yaml"
+    return f"{_safe(study)}-pareto-{len(numbers)}.zip"
+
+
 def export_download(items: list[ExportItem], store_url: str | None = None, label: str = "selected",
                     now: datetime | None = None) -> Download:
     """One item: a `.yaml` file. Several: a `.zip` with one `.yaml` per trial."""

@@ -85,3 +85,11 @@ def test_named_architecture_keeps_its_name():
     arch = Architecture.from_dict({"name": "mine", "d_model": 64, "blocks": [{"mixer": {"type": "attention"}}]})
     text = architecture_file(ExportItem("s", 3, arch, values={"quality": float("nan")}))
     assert Architecture.from_yaml(text).name == "mine" and "quality=n/a" in text
+
+
+def test_pareto_filename_matches_the_download(seeded):
+    front = _pareto_numbers(seeded)
+    items, _ = items_from_store(Store(seeded), "demo", front, OBJ_NAMES)
+    from dashboard.export import pareto_filename
+    assert export_download(items, label="pareto").filename == pareto_filename("demo", front)
+    assert export_download(items[:1], label="pareto").filename == pareto_filename("demo", front[:1])

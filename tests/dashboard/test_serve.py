@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,13 @@ def test_browser_deep_link_click_download_screenshot(browser, screenshot_store):
         assert dl.value.suggested_filename == f"{STUDY}-trial{number}.yaml"
         assert arch.fingerprint() == Architecture.from_yaml(Store(url).trial_yaml(STUDY, number)).fingerprint()
         assert f"study={STUDY}" in page.url
+        # the whole Pareto set: a zip built when the button is clicked
+        with page.expect_download(timeout=60_000) as dl:
+            page.get_by_role("button", name=f"download Pareto set ({len(front)}) YAML").click()
+        with zipfile.ZipFile(dl.value.path()) as z:
+            assert sorted(z.namelist()) == sorted(f"{STUDY}-trial{n}.yaml" for n in front)
+            for name in z.namelist():
+                Architecture.from_yaml(z.read(name).decode())
         page.mouse.move(5, 990)  # no hover label in the picture
         # and no "running" indicator: wait for the app to be idle (not fatal if it never is)
         try:
