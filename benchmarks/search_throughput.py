@@ -72,7 +72,7 @@ class GpuSampler:
         try:
             self.proc = subprocess.Popen(
                 ["nvidia-smi", "--query-gpu=timestamp,index,utilization.gpu,memory.used",
-                 "--format=csv,noheader,nounits", f"-lms={period_ms}"],
+                 "--format=csv,noheader,nounits", "-lms", str(period_ms)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
         except (FileNotFoundError, PermissionError) as e:
             self.error = f"nvidia-smi not available: {e}"
@@ -87,8 +87,11 @@ class GpuSampler:
                 continue
             try:
                 ts = datetime.strptime(parts[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()  # local time
+            except ValueError:  # another timestamp format: the time we read the line is close enough
+                ts = time.time()
+            try:
                 self.samples.append((ts, int(parts[1]), float(parts[2]), float(parts[3])))
-            except ValueError:
+            except ValueError:  # "[N/A]" and the like
                 continue
 
     def window(self, t0: float, t1: float, gpus: list[int]) -> dict:
@@ -187,10 +190,11 @@ def run_phase(name: str, cfg: dict, *, gpus: list[int] | None, deadline_s: float
         child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(spec)], env=env,
                                  stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), start_new_session=True)
         stopped = None
+        t_stop = None
         try:
             child.wait(timeout=deadline_s)
         except subprocess.TimeoutExpired:
-            stopped = "deadline"
+            stopped, t_stop = "deadline", time.time()
             # SIGINT: Tune ends the run gracefully; then escalate
             for sig, grace in ((signal.SIGINT, 25), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
                 try:
@@ -224,10 +228,13 @@ def run_phase(name: str, cfg: dict, *, gpus: list[int] | None, deadline_s: float
     starts = [t["started_at"].timestamp() for t in rows if t.get("started_at")]
     ends = [t["finished_at"].timestamp() for t in rows if t.get("finished_at") and t["status"] in ("complete", "failed")]
     n_gpu = max(1, len(gpus or []))
-    wall = (max(ends) if ends and stopped is None else t_end) - t0
+    unfinished = cfg["trials"] - len(done) - len(failed)
+    # all trials done: the search's time ends with the last one; otherwise at the deadline (the
+    # trials still running are lost work, as in a search that ends there)
+    wall = (max(ends) if ends and unfinished == 0 else (t_stop or t_end)) - t0
     steady = (max(ends) - min(starts)) if ends and starts else None
     res = {"phase": name, "trials": cfg["trials"], "complete": len(done), "failed": len(failed),
-           "unfinished": cfg["trials"] - len(done) - len(failed), "stopped_by": stopped, "gpus": n_gpu,
+           "unfinished": unfinished, "stopped_by": stopped, "gpus": n_gpu,
            "wall_s": wall, "steady_s": steady, "child_rc": child.returncode,
            "packing": attrs.get("packing"),
            "archs_per_gpu_hour": len(done) * 3600.0 / (wall * n_gpu) if wall > 0 else None,
@@ -300,8 +307,9 @@ def main(argv=None) -> int:
     n_seed = min(n_archs, a.seed_archs if a.seed_archs is not None else (2 if a.quick else 4))
     if a.quick:
         fidelity = QUICK_FIDELITY
-        deadlines = {"packed": a.packed_s or 200, "serial": a.serial_s or 120, "seed": a.seed_s or 120,
-                     "multi": a.multi_s or 200}
+        # generous: a busy 2-core machine takes a minute to start Ray and import torch per worker
+        deadlines = {"packed": a.packed_s or 300, "serial": a.serial_s or 200, "seed": a.seed_s or 200,
+                     "multi": a.multi_s or 300}
     else:
         over = {}
         if a.token_scale != 1.0 or a.d_model:
@@ -322,7 +330,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hnas-throughput-"))
     res_dir = ROOT / "benchmarks" / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
-    log_dir = Path(a.out) if a.out else res_dir
+    log_dir = Path(a.out) if a.out else work  # phase logs: with the results given --out, else in the temp dir
     log_dir.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{work / 'throughput.db'}"
     archs = sample_archs(n_archs * (a.gpus if multi else 1), a.seed, work,

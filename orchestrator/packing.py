@@ -221,7 +221,8 @@ def resolve_auto(cfg, space, fid, *, samples: int = 48, top: int = 3, timeout_s:
         return cfg.with_overrides(resources={**res.model_dump(), "gpu": 0.0}), plan
     picked = heaviest(space, fid, samples=samples, top=top, seed=cfg.seed)
     t0 = time.time()
-    task = ray.remote(num_gpus=1, num_cpus=min(res.cpu, max(1.0, cpus_per_gpu)), max_calls=1)(measure_peaks)
+    # nothing else runs yet: give the probe the GPU's CPUs too (building eight task models is CPU work)
+    task = ray.remote(num_gpus=1, num_cpus=max(1.0, min(8.0, math.floor(cpus_per_gpu))), max_calls=1)(measure_peaks)
     ref = task.remote([a.to_dict() for _, a in picked], probe_fidelity(fid).model_dump(mode="json"))
     try:
         got = ray.get(ref, timeout=timeout_s)
