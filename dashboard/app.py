@@ -39,6 +39,7 @@ VIEWS = {
     "compare": ("Compare", compare.render),
 }
 INTERVALS = [2, 5, 10, 30, 60]
+UNREACHABLE = ("unreachable",)
 
 
 def deep_link(names: list[str]) -> None:
@@ -140,8 +141,8 @@ def live_poll(url: str, study: str | None) -> None:
     def _poll():
         try:
             sig = signature(url, study)
-        except Exception:  # the poll must never break the page; the next full run reports it
-            return
+        except Exception:  # noqa: BLE001 - the poll never breaks the page; a full run reports the error
+            sig = UNREACHABLE
         if sig != st.session_state.get("_rendered_sig"):
             st.rerun()
         st.caption(f"live · checked {time.strftime('%H:%M:%S')}")
@@ -184,7 +185,11 @@ def main() -> None:
         summaries = queries.list_studies(url)
     except UserError as e:
         st.error(f"Cannot read the store: {e}")
-        st.caption("Check the URL and that the database server is running; this page retries on reload.")
+        st.caption("Check the URL and that the database server is running; with live updates on, "
+                   "this page comes back by itself when the store can be read.")
+        st.session_state["_rendered_sig"] = UNREACHABLE
+        with st.sidebar:
+            live_poll(url, None)
         return
     names = [s.name for s in summaries]
     if not names:

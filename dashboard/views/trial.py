@@ -47,9 +47,11 @@ def render(ctx: Ctx) -> None:
         st.info("This study has no trials yet.")
         return
     if st.session_state.get(KEY) not in numbers:
-        st.session_state[KEY] = numbers[-1] if not selection.get() else selection.get()[0]
-        if st.session_state[KEY] not in numbers:
-            st.session_state[KEY] = numbers[-1]
+        asked = st.session_state.get(KEY)
+        pick = next((n for n in selection.get() if n in numbers), numbers[-1])
+        if asked is not None:
+            st.warning(f"Study {ctx.study} has no trial {asked}; showing trial {pick}.")
+        st.session_state[KEY] = pick
     patterns = dict(zip(df["number"].astype(int), df["pattern"].fillna("").astype(str)))
     cats = dict(zip(df["number"].astype(int), df["category"]))
     n = st.selectbox("trial", numbers, key=KEY, format_func=lambda k: f"{k} · {cats.get(k, '')} · {patterns.get(k, '')}")

@@ -305,3 +305,26 @@ def test_unknown_study_in_link(app):
     _no_problems(app)
     assert any("'nope'" in w.value for w in app.warning)
     assert app.sidebar.selectbox(key="study").value in ("demo", "other", "pending", "oldschema")
+
+
+def test_store_that_comes_back_is_picked_up(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    monkeypatch.setenv("HYBRID_NAS_STORAGE", url)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert "no database file" in at.error[0].value
+    assert any(c.value.startswith("live · checked") for c in at.sidebar.caption)  # still polling
+    with Store(url) as s:
+        seed_study(s, "late", 4, seed=2, running=0)
+    at.run()  # what the poll triggers once the store can be read
+    _no_problems(at)
+    assert {m.label: m.value for m in at.metric}["trials"] == "4"
+
+
+def test_link_to_a_missing_trial(app):
+    app.query_params["study"] = "other"
+    app.query_params["trial"] = "999"
+    app.run()
+    _no_problems(app)
+    assert any("has no trial 999" in w.value for w in app.warning)
+    assert app.selectbox(key="trial_pick").value == 11
