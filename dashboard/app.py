@@ -220,6 +220,7 @@ def main() -> None:
         if st.session_state.get("_last_study") is not None:
             selection.put([])
             st.session_state.pop(trial.KEY, None)
+            st.session_state.pop("show_3d", None)  # its default depends on the study
         st.session_state["_last_study"] = study
 
     rev = queries.revision(url, study)

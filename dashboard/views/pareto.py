@@ -11,6 +11,8 @@ from .. import plots, queries, selection
 from ..data import MEMORY_PREFS, THROUGHPUT_PREFS, pick, quality_column
 from . import Ctx
 
+BIG = 5000
+
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _scatter_figure(url: str, study: str, rev: int, x: str, y: str, title: str):
@@ -76,7 +78,12 @@ def render(ctx: Ctx) -> None:
     scatter(ctx, x, y, f"{plots.axis_title(y)} vs {plots.axis_title(x)}", "pf_xy")
 
     if len(cols) >= 3:
-        with st.expander("3-objective view", expanded=len(objs) >= 3):
+        # on by default for 3-objective studies up to BIG trials: a 3-D WebGL scene of 10,000
+        # points is the slowest thing a browser draws here, so large studies ask for it
+        st.session_state.setdefault("show_3d", len(objs) >= 3 and len(df) <= BIG)
+        st.toggle("3-objective view", key="show_3d")
+    if len(cols) >= 3 and st.session_state["show_3d"]:
+        with st.container(border=True):
             defaults = (objs + [c for c in cols if c not in objs])[:3]
             c1, c2, c3 = st.columns(3)
             with c1:

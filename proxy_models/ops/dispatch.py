@@ -10,8 +10,9 @@ Never crash on a kernel choice:
   training) backward: a kernel that does not compile, is refused, or computes wrong numbers on
   this GPU is disabled here, with one warning, instead of failing later inside `backward()`;
 - a fast backend that raises at call time is disabled the same way.
-The self-test is skipped while torch.compile traces (it already ran eagerly, or the plain form
-is used)."""
+Under torch.compile the self-test runs eagerly (a graph break, once), and the fast kernels
+themselves are `torch.compiler.disable`d: opaque eager calls inside the compiled graph (they
+are Triton already; tracing fla's autotuned kernels or our first-call tuning is not worth the risk)."""
 from __future__ import annotations
 
 import contextlib
@@ -42,12 +43,9 @@ def disable(op: str, name: str, why: str = "") -> None:
             log.warning("backend %s for %s disabled (%s); using %s", name, op, why, TORCH)
 
 
-def _verified(op: str, name: str, impls: dict, device: torch.device, need_grad: bool) -> bool:
+@torch.compiler.disable  # under torch.compile: a graph break, and the self-test runs eagerly
+def _verify(op: str, name: str, impls: dict, device: torch.device, need_grad: bool) -> bool:
     key = (op, name, device.type, device.index, need_grad)
-    if key in _VERIFIED:
-        return True
-    if torch.compiler.is_compiling():
-        return False
     ok, why = selftest.check(op, impls[name], impls[TORCH], device, need_grad)
     if not ok:
         disable(op, name, f"self-test {'forward+backward' if need_grad else 'forward'}: {why}")
@@ -64,7 +62,8 @@ def run(op: str, impls: dict, device: torch.device, dtype: torch.dtype, *args, p
     need_grad = torch.is_grad_enabled()
     name = _FORCED.get(op) or choice(op, device, dtype, need_grad, probe_shape)
     if (name != TORCH and name in impls and (op, name) not in _DISABLED
-            and _verified(op, name, impls, device, need_grad)):
+            and ((op, name, device.type, device.index, need_grad) in _VERIFIED
+                 or _verify(op, name, impls, device, need_grad))):
         try:
             return impls[name](*args, **kwargs), name
         except Exception as exc:  # noqa: BLE001 - any kernel failure falls back, once logged

@@ -2,7 +2,10 @@
 Triton 3.6, unlike the gated kernels). GPU only; imported at call time."""
 from __future__ import annotations
 
+import torch
 
+
+@torch.compiler.disable
 def retention_fla(q, k, v, scale: float = 1.0, initial_state=None, chunk: int = 64):
     from fla.ops.retention import chunk_retention
 

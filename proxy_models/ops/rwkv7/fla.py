@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 LOG_DECAY_LOWER_BOUND = -math.exp(-0.5)
 
 
+@torch.compiler.disable
 def rwkv7_fla(r, w, k, v, a, b, initial_state=None, chunk: int = 16):
     from fla.ops.rwkv7 import chunk_rwkv7
 

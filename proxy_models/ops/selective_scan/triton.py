@@ -235,6 +235,7 @@ class _SelectiveScan(torch.autograd.Function):
         return du, ddt, dA.sum(0), dB.sum(1), dC.sum(1), (dh0 if h0 is not None else None)
 
 
+@torch.compiler.disable
 def selective_scan_triton(u, dt, A, Bm, Cm, initial_state=None, chunk=None):
     """Same contract as `selective_scan_chunked`: (y [B, T, D] fp32, final state [B, D, N] fp32)."""
     return _SelectiveScan.apply(u, dt, A, Bm, Cm, initial_state)

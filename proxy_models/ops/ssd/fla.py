@@ -4,7 +4,10 @@ GPU only; fla needs Triton even to import, so the import happens at call time. f
 with as many heads as v, so Mamba-2's single B/C group is expanded (a view made contiguous)."""
 from __future__ import annotations
 
+import torch
 
+
+@torch.compiler.disable
 def ssd_fla(q, k, v, g, scale: float = 1.0, initial_state=None, chunk: int = 64):
     from fla.ops.simple_gla import chunk_simple_gla
 
@@ -16,6 +19,7 @@ def ssd_fla(q, k, v, g, scale: float = 1.0, initial_state=None, chunk: int = 64)
     return o, final
 
 
+@torch.compiler.disable
 def ssd_fla_parallel(q, k, v, g, scale: float = 1.0, initial_state=None, chunk: int = 64):
     """fla's `parallel_simple_gla`: the quadratic (masked, decayed attention) form of SSD, tiled
     like flash attention. Its backward does not use the gated chunk kernel that fla 0.6 refuses on
