@@ -84,7 +84,7 @@ def _killer(url: str, study: str, kills: int, stop: threading.Event, log: list, 
     rng = random.Random(seed)
     store = None
     while len(log) < kills and not stop.is_set():
-        time.sleep(0.3)
+        time.sleep(0.5)
         try:  # the store and the study appear only once the search has started
             store = store or Store(url, create=False)
             running = store.count_trials(study, "running")
@@ -108,14 +108,22 @@ def _killer(url: str, study: str, kills: int, stop: threading.Event, log: list, 
         store.close()
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def _backends(default: str):
+    """One backend per fault in the default run (the suite's time budget); both with
+    HNAS_REL_ALL_BACKENDS=1 (benchmarks/reliability.py --searches)."""
+    both = os.environ.get("HNAS_REL_ALL_BACKENDS", "") not in ("", "0")
+    names = ["sqlite", "postgres"] if both else [default]
+    return [pytest.param(n, marks=pytest.mark.postgres) if n == "postgres" else n for n in names]
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("backend", _backends("sqlite"))
 def test_workers_killed_mid_trial(ray_session, backend, request, tmp_path, capsys):
     from orchestrator.config import load_config_data
     from orchestrator.search import run_search
 
     url = _with_password(request.getfixturevalue(f"{backend}_url"))
-    trials, kills = 6, 3
+    trials, kills = int(os.environ.get("HNAS_REL_TRIALS", 6)), int(os.environ.get("HNAS_REL_KILLS", 3))
     cfg = load_config_data(study_config(url, "killw", trials=trials, concurrency=2))
     stop, log = threading.Event(), []
     t = threading.Thread(target=_killer, args=(url, "killw", kills, stop, log), daemon=True)
@@ -153,12 +161,12 @@ def _finished(url: str, study: str) -> int:
         return 0
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("backend", _backends("postgres"))
 def test_driver_killed_then_resumed(ray_session, backend, request, tmp_path):
     import ray
     url = _with_password(request.getfixturevalue(f"{backend}_url"))
-    trials = 6
+    trials = int(os.environ.get("HNAS_REL_TRIALS", 6))
     cfg_path = tmp_path / "study.yaml"
     cfg_path.write_text(yaml.safe_dump(study_config(url, "killd", trials=trials, concurrency=2)))
     address = ray.get_runtime_context().gcs_address
@@ -168,7 +176,9 @@ def test_driver_killed_then_resumed(ray_session, backend, request, tmp_path):
     rng = random.Random(7 if backend == "sqlite" else 11)
     outputs, kills = [], []
     # kill points: during set-up (a random few seconds in), then twice after some trials finished
-    plans = [("time", rng.uniform(2.0, 8.0)), ("finished", rng.randint(1, 2)), ("finished", rng.randint(3, 4))]
+    plans = [("time", rng.uniform(2.0, 8.0))]
+    step = max(1, (trials - 1) // max(1, int(os.environ.get("HNAS_REL_KILLS", 3)) - 1))
+    plans += [("finished", min(trials - 1, rng.randint(k, k + step - 1))) for k in range(1, trials - 1, step)]
     for i, (kind, at) in enumerate(plans):
         p = _driver(cfg_path, address, resume=i > 0, env=env, cwd=tmp_path)
         t0 = time.time()
