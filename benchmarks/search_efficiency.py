@@ -1,0 +1,225 @@
+"""Search efficiency of the samplers: hypervolume versus trials on a table of evaluated architectures.
+
+What the table is: `--table-size` architectures drawn uniformly from examples/spaces/small.yaml
+(seeded), each evaluated ONCE for real with `evaluate()` at a cheap fidelity (smoke with one MQAR
+task and no timing; the exact overrides are in the JSON), giving its real quality score, plus its
+analytic parameter count. It is cached in benchmarks/results/search_efficiency_table.json and
+reused, so the replay below costs no training.
+
+The replay: each sampler runs an in-memory Optuna study with two objectives (quality up,
+log10 params down); a trial's architecture is sampled by the real define-by-run
+`space.sample(trial)` and answered with the objectives of the *nearest* table entry (exact
+fingerprint if present, else nearest in a standardized structural feature space: d_model,
+depth, mixer/channel counts, parallel/recursion/sharing, log params). The hypervolume of the
+table entries found so far (Optuna's implementation) is divided by the hypervolume of the whole
+table's front. For each sampler and seed we record the trials needed to reach 95% of it.
+
+Target: the best sampler reaches 95% in at most 40% of the trials random search needs (median
+over seeds).
+
+    python benchmarks/search_efficiency.py                 # table of 200, 5 seeds (CPU, minutes)
+    python benchmarks/search_efficiency.py --quick         # small, for a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "results"
+SPACE = REPO / "examples" / "spaces" / "small.yaml"
+
+TABLE_FIDELITY = {"preset": "smoke", "overrides": {
+    "tasks": [{"name": "mqar", "params": {"vocab_size": 64, "seq_len": 32, "num_kv_pairs": 4},
+               "tokens": 60 * 16 * 32, "batch_size": 16}],
+    "text": None, "efficiency": {"measure": False}, "report_every": 1000,
+    "eval_examples": 64, "report_eval_examples": 16}}
+
+
+def _evaluate_one(args):
+    import torch
+    torch.set_num_threads(1)
+    from evaluators.evaluate import evaluate
+    from orchestrator.search import resolve_fidelity
+    from search_space.genome import Architecture
+    arch_dict, seed = args
+    arch = Architecture.from_dict(arch_dict)
+    fid = resolve_fidelity(TABLE_FIDELITY["preset"], TABLE_FIDELITY["overrides"])
+    r = evaluate(arch, fid, device="cpu", seed=seed)
+    return {"arch": arch_dict, "fingerprint": arch.fingerprint(), "status": r.status, "error": r.error,
+            "quality": r.metrics.get("quality"), "params_total": arch.param_count(256),
+            "wall_s": r.wall_time_s}
+
+
+def build_table(size: int, workers: int, path: Path) -> dict:
+    from search_space.space import SearchSpace
+    space = SearchSpace.from_yaml(SPACE)
+    rng = random.Random(1234)
+    archs, seen = [], set()
+    while len(archs) < size:
+        a = space.random(rng)
+        if a.fingerprint() not in seen:
+            seen.add(a.fingerprint())
+            archs.append(a.to_dict())
+    t0 = time.time()
+    with ProcessPoolExecutor(workers) as ex:
+        rows = list(ex.map(_evaluate_one, [(a, 0) for a in archs]))
+    table = {"what": "architectures of examples/spaces/small.yaml drawn uniformly (seed 1234), each evaluated once "
+                     "by evaluate() at the fidelity below; params_total is analytic with vocab 256",
+             "fidelity": TABLE_FIDELITY, "device": f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
+             "evaluation_wall_s": time.time() - t0, "rows": rows}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+def features(arch) -> list[float]:
+    from search_space.genome import ParallelGroup, RecursionItem
+    from search_space.registry import CHANNEL_MIXERS, TOKEN_MIXERS
+    blocks = arch.flat_blocks()
+    f = [arch.d_model / 64, len(arch.blocks), len(blocks)]
+    f += [sum(1 for b in blocks for m in b.mixers if m.type == t) for t in TOKEN_MIXERS]
+    f += [sum(1 for b in blocks if b.channel.type == t) for t in CHANNEL_MIXERS]
+    f += [sum(1 for b in blocks if isinstance(b.mixer, ParallelGroup)),
+          sum(1 for it in arch.blocks if isinstance(it, RecursionItem)),
+          sum(1 for b in blocks if b.share is not None), math.log10(arch.param_count(256))]
+    return f
+
+
+class Table:
+    def __init__(self, table: dict):
+        from search_space.genome import Architecture
+        rows = [r for r in table["rows"] if r["status"] == "complete" and r["quality"] is not None]
+        self.rows = rows
+        self.by_fp = {r["fingerprint"]: i for i, r in enumerate(rows)}
+        X = np.array([features(Architecture.from_dict(r["arch"])) for r in rows], dtype=float)
+        self.mu, self.sd = X.mean(0), X.std(0) + 1e-9
+        self.X = (X - self.mu) / self.sd
+        # losses: -quality, log10 params (both minimized)
+        self.L = np.array([[-r["quality"], math.log10(r["params_total"])] for r in rows])
+        span = self.L.max(0) - self.L.min(0)
+        self.ref = self.L.max(0) + 0.1 * np.where(span > 0, span, 1.0)
+        self.full_hv = hv(self.L, self.ref)
+
+    def lookup(self, arch) -> int:
+        i = self.by_fp.get(arch.fingerprint())
+        if i is not None:
+            return i
+        x = (np.array(features(arch)) - self.mu) / self.sd
+        return int(np.argmin(((self.X - x) ** 2).sum(1)))
+
+
+def hv(L: np.ndarray, ref: np.ndarray) -> float:
+    from optuna._hypervolume import compute_hypervolume
+    from optuna.study._multi_objective import _is_pareto_front
+    pts = L[_is_pareto_front(L, assume_unique_lexsorted=False)]
+    return float(compute_hypervolume(pts, ref, assume_pareto=True))
+
+
+def replay(table: Table, space, sampler_name: str, seed: int, budget: int) -> list[float]:
+    import optuna
+    from orchestrator.config import SamplerConfig
+    from orchestrator.samplers import make_sampler
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = make_sampler(SamplerConfig(type=sampler_name), space=space, trials=budget, concurrency=1, seed=seed)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    found: list[int] = []
+    curve = []
+    for _ in range(budget):
+        trial = study.ask()
+        arch = space.sample(trial)
+        i = table.lookup(arch)
+        found.append(i)
+        r = table.rows[i]
+        study.tell(trial, [r["quality"], math.log10(r["params_total"])])
+        curve.append(hv(table.L[sorted(set(found))], table.ref) / table.full_hv)
+    return curve
+
+
+def trials_to(curve: list[float], frac: float) -> float:
+    for t, v in enumerate(curve, 1):
+        if v >= frac:
+            return t
+    return math.inf
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small table and budgets (smoke run)")
+    ap.add_argument("--table-size", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--budget", type=int, default=150, help="trials per sampler run")
+    ap.add_argument("--random-budget", type=int, default=600, help="trials per random-search run")
+    ap.add_argument("--samplers", default="tpe,nsga2,nsga3,evolution,gp,random")
+    ap.add_argument("--table", type=Path, default=RESULTS / "search_efficiency_table.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "search_efficiency.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.table_size, args.seeds, args.budget, args.random_budget = 30, 2, 30, 60
+        args.table = args.table.with_name("search_efficiency_table_quick.json")
+        args.out = args.out.with_name("search_efficiency_quick.json")
+    from search_space.space import SearchSpace
+    space = SearchSpace.from_yaml(SPACE)
+
+    if args.table.exists() and len(json.loads(args.table.read_text())["rows"]) >= args.table_size:
+        raw = json.loads(args.table.read_text())
+        print(f"table: {args.table} (cached, {len(raw['rows'])} architectures)")
+    else:
+        print(f"evaluating {args.table_size} architectures once (fidelity: smoke + overrides) ...", flush=True)
+        raw = build_table(args.table_size, args.workers, args.table)
+        print(f"table written to {args.table} in {raw['evaluation_wall_s']:.0f} s")
+    table = Table(raw)
+    print(f"{len(table.rows)} complete entries; full-table hypervolume {table.full_hv:.4g}")
+
+    results = {}
+    for name in args.samplers.split(","):
+        budget = args.random_budget if name == "random" else args.budget
+        if name == "gp":
+            budget = min(budget, 80)  # GP's cost grows with trials; 80 shows its start
+        runs = []
+        for seed in range(args.seeds):
+            t0 = time.time()
+            curve = replay(table, space, name, seed, budget)
+            runs.append({"seed": seed, "curve": curve, "to95": trials_to(curve, 0.95),
+                         "to90": trials_to(curve, 0.90), "sampler_s": time.time() - t0})
+        med95 = float(np.median([r["to95"] for r in runs]))
+        results[name] = {"budget": budget, "median_trials_to_95": med95,
+                         "median_trials_to_90": float(np.median([r["to90"] for r in runs])),
+                         "final_hv_frac_mean": float(np.mean([r["curve"][-1] for r in runs])), "runs": runs}
+        print(f"{name:10s} budget {budget:4d}  median trials to 95%: {med95:6.1f}  "
+              f"to 90%: {results[name]['median_trials_to_90']:6.1f}  "
+              f"final HV {results[name]['final_hv_frac_mean']:.3f}", flush=True)
+
+    rnd = results.get("random", {}).get("median_trials_to_95", math.inf)
+    best_name = min((n for n in results if n != "random"), key=lambda n: results[n]["median_trials_to_95"], default=None)
+    best = results[best_name]["median_trials_to_95"] if best_name else math.inf
+    ratio = best / rnd if math.isfinite(best) and math.isfinite(rnd) else None
+    summary = {"best_sampler": best_name, "best_median_trials_to_95": best, "random_median_trials_to_95": rnd,
+               "ratio": ratio, "target": "ratio <= 0.40",
+               "met": bool(ratio is not None and ratio <= 0.40) or (math.isfinite(best) and not math.isfinite(rnd))}
+    print(f"best: {best_name} needs {best} trials (median) for 95%, random needs {rnd}: "
+          f"ratio {ratio if ratio is None else round(ratio, 3)} (target <= 0.40) -> {'met' if summary['met'] else 'NOT met'}")
+    out = {"benchmark": "search_efficiency", "device": raw["device"], "table": str(args.table.name),
+           "table_entries": len(table.rows), "full_hypervolume": table.full_hv, "seeds": args.seeds,
+           "objectives": ["quality (maximize)", "log10 params_total (minimize)"],
+           "summary": summary, "samplers": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1, default=lambda x: None if x == math.inf else x))
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
