@@ -323,8 +323,8 @@ def main(argv=None) -> int:
                 over["d_model"] = a.d_model
         fidelity = {"preset": a.fidelity, "overrides": over}
         # one GPU: ~9 minutes in all; K GPUs: ~8 minutes (packed on one GPU, then on K)
-        deadlines = ({"packed": a.packed_s or 210, "multi": a.multi_s or 230} if multi else
-                     {"packed": a.packed_s or 290, "serial": a.serial_s or 140, "seed": a.seed_s or 75})
+        deadlines = ({"packed": a.packed_s or 200, "multi": a.multi_s or 220} if multi else
+                     {"packed": a.packed_s or 270, "serial": a.serial_s or 130, "seed": a.seed_s or 70})
     device = "cpu" if a.quick else names[0]
     sampler = None if a.quick else GpuSampler()
     work = Path(tempfile.mkdtemp(prefix="hnas-throughput-"))

@@ -113,6 +113,7 @@ def cpu_plan() -> Plan:
 def heaviest(space, fid, *, samples: int = 48, top: int = 3, seed: int = 0) -> list[tuple[float, Any]]:
     """(estimated MiB, architecture) of the `top` heaviest of `samples` random draws, heaviest first."""
     from evaluators.evaluate import estimate_train_memory_mib
+    from search_space.errors import UserError
 
     rng = random.Random(seed)
     seen, ranked = set(), []
@@ -123,7 +124,10 @@ def heaviest(space, fid, *, samples: int = 48, top: int = 3, seed: int = 0) -> l
             continue
         seen.add(fp)
         if fid.d_model and fid.d_model != arch.d_model:
-            est = estimate_train_memory_mib(arch.scaled(d_model=fid.d_model), fid)
+            try:
+                est = estimate_train_memory_mib(arch.scaled(d_model=fid.d_model), fid)
+            except UserError:  # cannot be rescaled: such a trial fails at once, using no memory
+                continue
         else:
             est = estimate_train_memory_mib(arch, fid)
         ranked.append((est, arch))
