@@ -81,7 +81,7 @@ def _block(dot: _Dot, b: Block, title: str, params: int, prev: str, share_owner:
     if b.share is not None and not reuses:
         head += f"\nowns shared weights '{b.share}'"
     border = ' peripheries=2 penwidth=2' if b.share is not None else ""
-    dot.lines.append(f'subgraph cluster_{dot.n + 1} {{ label="{_esc(head)}" style="rounded{",bold" if b.share else ""}" '
+    dot.lines.append(f'subgraph cluster_{dot.n + 1} {{ label="{_esc(head)}" style="rounded{",bold" if b.share else ""}" labeljust=l '
                      f'color="{"#333333" if b.share else "#999999"}" fontsize=10;')
     if isinstance(b.mixer, ParallelGroup):
         split = dot.node("", shape="point", extra="width=0.08")
@@ -134,7 +134,7 @@ def architecture_dot(arch: Architecture, vocab_size: int | None = None) -> str:
             rs: RecursionSite = item_sites[0]
             cap = f" capacity {', '.join(f'{c:g}' for c in g.capacity)}" if g.capacity else ""
             head = f"blocks[{i}]: recursion, up to {g.max_depth}x ({g.router}{cap})"
-            dot.lines.append(f'subgraph cluster_r{i} {{ label="{_esc(head)}" style="dashed,rounded" color="#555555" fontsize=10;')
+            dot.lines.append(f'subgraph cluster_r{i} {{ label="{_esc(head)}" style="dashed,rounded" color="#555555" fontsize=10 labeljust=l;')
             router = dot.node(f"router: {g.router}", "#FFF2CC", shape="hexagon", extra="fontsize=9")
             dot.edge(prev, router)
             cur = router
