@@ -42,7 +42,7 @@ SPACE = REPO / "examples" / "spaces" / "small.yaml"
 
 TABLE_FIDELITY = {"preset": "smoke", "overrides": {
     "tasks": [{"name": "mqar", "params": {"vocab_size": 64, "seq_len": 32, "num_kv_pairs": 4},
-               "tokens": 60 * 16 * 32, "batch_size": 16}],
+               "tokens": 30 * 16 * 32, "batch_size": 16}],
     "text": None, "efficiency": {"measure": False}, "report_every": 1000,
     "eval_examples": 64, "report_eval_examples": 16}}
 
@@ -63,6 +63,8 @@ def _evaluate_one(args):
 
 
 def build_table(size: int, workers: int, path: Path) -> dict:
+    """Evaluate `size` architectures (seeded draw); rows are appended to `path` as they finish,
+    so an interrupted run keeps its work and a rerun continues it."""
     from search_space.space import SearchSpace
     space = SearchSpace.from_yaml(SPACE)
     rng = random.Random(1234)
@@ -72,15 +74,26 @@ def build_table(size: int, workers: int, path: Path) -> dict:
         if a.fingerprint() not in seen:
             seen.add(a.fingerprint())
             archs.append(a.to_dict())
-    t0 = time.time()
-    with ProcessPoolExecutor(workers) as ex:
-        rows = list(ex.map(_evaluate_one, [(a, 0) for a in archs]))
     table = {"what": "architectures of examples/spaces/small.yaml drawn uniformly (seed 1234), each evaluated once "
                      "by evaluate() at the fidelity below; params_total is analytic with vocab 256",
              "fidelity": TABLE_FIDELITY, "device": f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
-             "evaluation_wall_s": time.time() - t0, "rows": rows}
+             "evaluation_wall_s": 0.0, "rows": []}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("fidelity") == TABLE_FIDELITY:
+            table = old
+    done = {r["fingerprint"] for r in table["rows"]}
+    from search_space.genome import Architecture
+    todo = [a for a in archs if Architecture.from_dict(a).fingerprint() not in done]
+    t0 = time.time() - table["evaluation_wall_s"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(table))
+    with ProcessPoolExecutor(workers) as ex:
+        for i, row in enumerate(ex.map(_evaluate_one, [(a, 0) for a in todo])):
+            table["rows"].append(row)
+            table["evaluation_wall_s"] = time.time() - t0
+            if i % 5 == 4 or i == len(todo) - 1:
+                path.write_text(json.dumps(table))
+                print(f"  {len(table['rows'])}/{size} evaluated ({table['evaluation_wall_s']:.0f} s)", flush=True)
     return table
 
 
@@ -166,6 +179,7 @@ def main(argv=None):
     ap.add_argument("--samplers", default="tpe,nsga2,nsga3,evolution,gp,random")
     ap.add_argument("--table", type=Path, default=RESULTS / "search_efficiency_table.json")
     ap.add_argument("--out", type=Path, default=RESULTS / "search_efficiency.json")
+    ap.add_argument("--use-partial", action="store_true", help="replay on the cached table as it is, even if smaller")
     args = ap.parse_args(argv)
     if args.quick:
         args.table_size, args.seeds, args.budget, args.random_budget = 30, 2, 30, 60
@@ -174,7 +188,7 @@ def main(argv=None):
     from search_space.space import SearchSpace
     space = SearchSpace.from_yaml(SPACE)
 
-    if args.table.exists() and len(json.loads(args.table.read_text())["rows"]) >= args.table_size:
+    if args.table.exists() and (args.use_partial or len(json.loads(args.table.read_text())["rows"]) >= args.table_size):
         raw = json.loads(args.table.read_text())
         print(f"table: {args.table} (cached, {len(raw['rows'])} architectures)")
     else:

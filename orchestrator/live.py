@@ -63,6 +63,11 @@ class LiveView(Callback):
         self._live: Live | None = None
         self._depth = 0
         if already:
+            for st in self.counts:
+                try:
+                    self.counts[st] = store.count_trials(cfg.study, st)
+                except Exception:  # a new study: nothing to count
+                    pass
             self._refresh_front()
 
     # Tune pickles its callbacks with the experiment state; the live parts stay in this process.

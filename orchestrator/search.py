@@ -607,6 +607,9 @@ def run_search(cfg: StudyConfig, *, resume: bool = False, address: str | None = 
         except KeyboardInterrupt:
             status = "interrupted"
             raise
+        except BaseException:
+            status = "failed"
+            raise
         finally:
             store.set_study_status(cfg.study, status if status != "complete" else "running")
         out = SearchOutcome(study=cfg.study, storage=prep.shown_url)
