@@ -33,6 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import IntegrityError
 
 from . import migrate
 from .engine import (DEFAULT_URL, EngineHolder, Retrying, hide, normalize_url,
@@ -209,7 +210,15 @@ class Store:
     def _write(self, fn, what: str):
         self._open()
         with translate_errors(self.url, what):
-            return self._retry.run(self._holder.get, fn, what, self.url)
+            try:
+                return self._retry.run(self._holder.get, fn, what, self.url)
+            except IntegrityError:
+                if not self._study_ids:
+                    raise
+                # A cached study id went stale (the study was deleted, perhaps re-created, by
+                # another process): look the names up again and run the write once more.
+                self._study_ids.clear()
+                return self._retry.run(self._holder.get, fn, what, self.url)
 
     def _read(self, fn, what: str = "read storage"):
         self._open()

@@ -203,3 +203,16 @@ def test_finish_trials_batch(db_url):
     assert store.trial("s", 1)["metrics"]["params_total"] == make_arch(1).costs().params_total
     assert store.curves("s", 5) == {"loss": [(0, 1.0), (1, 5.0)]}
     store.close()
+
+
+def test_study_deleted_and_recreated_by_another_process(db_url):
+    a, b = Store(db_url), Store(db_url)
+    a.create_study("s", "", OBJ)
+    a.finish_trial("s", 0, result(quality=0.1))  # `a` caches the study's id
+    b.delete_study("s")
+    with pytest.raises(StoreError, match="no study named 's'"):
+        a.finish_trial("s", 1, result(quality=0.2))
+    b.create_study("s", "", OBJ)
+    a.finish_trial("s", 2, result(quality=0.3))  # lands in the new study
+    assert b.trials_frame("s")["number"].tolist() == [2]
+    a.close(), b.close()
