@@ -152,6 +152,16 @@ def _driver(cfg_path: Path, address: str, resume: bool, env: dict, cwd: Path) ->
     return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _exists(url: str, study: str) -> bool:
+    from storage import Store
+    try:
+        with Store(url, create=False) as s:
+            s.get_study(study)
+        return True
+    except Exception:
+        return False
+
+
 def _finished(url: str, study: str) -> int:
     from storage import Store
     try:
@@ -175,12 +185,14 @@ def test_driver_killed_then_resumed(ray_session, backend, request, tmp_path):
     env.pop("RAY_ADDRESS", None)
     rng = random.Random(7 if backend == "sqlite" else 11)
     outputs, kills = [], []
-    # kill points: during set-up (a random few seconds in), then twice after some trials finished
-    plans = [("time", rng.uniform(2.0, 8.0))]
+    # kill points: during start-up or set-up (5-25 s in), then after some trials finished
+    plans = [("time", rng.uniform(5.0, 25.0))]
     step = max(1, (trials - 1) // max(1, int(os.environ.get("HNAS_REL_KILLS", 3)) - 1))
     plans += [("finished", min(trials - 1, rng.randint(k, k + step - 1))) for k in range(1, trials - 1, step)]
     for i, (kind, at) in enumerate(plans):
-        p = _driver(cfg_path, address, resume=i > 0, env=env, cwd=tmp_path)
+        # as a user would: --resume once the study exists (a driver killed before creating it
+        # left nothing to resume, and `--resume` of a missing study is an error, exit 2)
+        p = _driver(cfg_path, address, resume=_exists(url, "killd"), env=env, cwd=tmp_path)
         t0 = time.time()
         while p.poll() is None and time.time() - t0 < 400:
             if kind == "time" and time.time() - t0 >= at:
@@ -197,7 +209,7 @@ def test_driver_killed_then_resumed(ray_session, backend, request, tmp_path):
         if p.returncode == 0:  # it finished before the kill point: nothing left to interrupt
             break
     assert kills, "the driver was never killed: the test injected nothing"
-    final = _driver(cfg_path, address, resume=True, env=env, cwd=tmp_path)
+    final = _driver(cfg_path, address, resume=_exists(url, "killd"), env=env, cwd=tmp_path)
     out, _ = final.communicate(timeout=600)
     outputs.append(out)
     assert final.returncode == 0, out[-4000:]
