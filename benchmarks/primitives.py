@@ -3,6 +3,13 @@
     python benchmarks/primitives.py            # GPU, full sizes (about 5 minutes on one H100)
     python benchmarks/primitives.py --quick    # small sizes, runs on a CPU in about a minute
 
+On the project's GPU machine (wheels from ../shared/gpu/pack-wheels.sh, run from the repo root):
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 && \
+    python3 benchmarks/primitives.py --out $OUT/primitives.json 2>&1 | tee $OUT/primitives.log
+then copy $OUT/primitives.json to benchmarks/results/primitives-<device>.json. `--torch-only`
+measures the plain-PyTorch forms alone; `--max-minutes` bounds the whole run (default 6).
+
 What is measured, per primitive (one token-mixer layer, d_model 512, batch 4, the spec's default
 hyper-parameters; attention with 8 heads of 64):
 - train: forward + backward time and peak memory at T = 512, 2K, 8K;
