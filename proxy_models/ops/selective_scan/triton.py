@@ -161,10 +161,11 @@ _POOL = ((16, 16, 8), (16, 8, 8), (32, 4, 4), (16, 8, 4), (16, 4, 4), (8, 8, 4),
 
 
 def _configs(N: int) -> list[tuple[int, int, int]]:
-    """Up to 5 candidates that keep every thread at <= 16 block elements."""
+    """Up to 3 candidates that keep every thread at <= 16 block elements (each costs a compile
+    of both kernels on a machine's first call; Triton's disk cache serves later processes)."""
     BN = max(triton.next_power_of_2(N), 2)
     out = [(bt, bd, w) for bt, bd, w in _POOL if 32 * w <= bt * bd * BN <= 16 * 32 * w]
-    return out[:5] or [(2, 2, 1)]
+    return out[:3] or [(2, 2, 1)]
 
 
 _BEST: dict[tuple, tuple[int, int, int]] = {}
