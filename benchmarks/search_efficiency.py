@@ -176,7 +176,8 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=150, help="trials per sampler run")
     ap.add_argument("--random-budget", type=int, default=600, help="trials per random-search run")
-    ap.add_argument("--samplers", default="tpe,nsga2,nsga3,evolution,gp,random")
+    ap.add_argument("--samplers", default="tpe,nsga2,nsga3,evolution,random",
+                    help="comma list; add gp to include GPSampler (slow: about 5 s per trial here with ~40 categorical params)")
     ap.add_argument("--table", type=Path, default=RESULTS / "search_efficiency_table.json")
     ap.add_argument("--out", type=Path, default=RESULTS / "search_efficiency.json")
     ap.add_argument("--use-partial", action="store_true", help="replay on the cached table as it is, even if smaller")
