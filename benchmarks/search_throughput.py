@@ -24,10 +24,10 @@ trial end); GPU busy fraction (nvidia-smi utilization sampled every 200 ms, mean
 phase after `--warmup-s` from the first trial's start); peak memory per trial; trials per GPU;
 quality differences.
 
-    GPU, one GPU (about 9 minutes):
-      timeout 600 python3 benchmarks/search_throughput.py --gpus 1 --out $OUT 2>&1 | tee $OUT/log
-    GPU, two GPUs of one host (about 8 minutes):
-      timeout 560 python3 benchmarks/search_throughput.py --gpus 2 --out $OUT 2>&1 | tee $OUT/log
+    GPU, one GPU (at most ~8.5 minutes):
+      timeout 570 python3 benchmarks/search_throughput.py --gpus 1 --out $OUT 2>&1 | tee $OUT/log
+    GPU, two GPUs of one host (at most ~7.5 minutes):
+      timeout 540 python3 benchmarks/search_throughput.py --gpus 2 --out $OUT 2>&1 | tee $OUT/log
     CPU check of the script (a few minutes on 2 cores):
       python benchmarks/search_throughput.py --quick
 """
@@ -323,8 +323,10 @@ def main(argv=None) -> int:
                 over["d_model"] = a.d_model
         fidelity = {"preset": a.fidelity, "overrides": over}
         # one GPU: ~9 minutes in all; K GPUs: ~8 minutes (packed on one GPU, then on K)
-        deadlines = ({"packed": a.packed_s or 200, "multi": a.multi_s or 220} if multi else
-                     {"packed": a.packed_s or 270, "serial": a.serial_s or 130, "seed": a.seed_s or 70})
+        # phases end at these deadlines; with Ray start-ups, graceful stops and reading the store
+        # the whole run stays under ~8.5 minutes (one GPU) / ~7.5 (K GPUs)
+        deadlines = ({"packed": a.packed_s or 190, "multi": a.multi_s or 210} if multi else
+                     {"packed": a.packed_s or 250, "serial": a.serial_s or 120, "seed": a.seed_s or 65})
     device = "cpu" if a.quick else names[0]
     sampler = None if a.quick else GpuSampler()
     work = Path(tempfile.mkdtemp(prefix="hnas-throughput-"))
@@ -341,6 +343,49 @@ def main(argv=None) -> int:
     phases: dict[str, dict] = {}
     common = dict(work=work, out_dir=log_dir, sampler=sampler, warmup_s=a.warmup_s)
     one = None if a.quick else [0]
+
+    def report(final: bool) -> dict:
+        """Summary and JSON of the phases so far (written after every phase: a run cut short keeps them)."""
+        p = phases["packed"]
+        summary = {"packed_archs_per_gpu_hour": p["archs_per_gpu_hour"],
+                   "packed_steady_archs_per_gpu_hour": p["steady_archs_per_gpu_hour"],
+                   "trials_per_gpu": (p.get("packing") or {}).get("trials_per_gpu"),
+                   "gpu_busy_after_warmup": (p.get("gpu_busy_after_warmup") or {}).get("busy")}
+        if "serial" in phases:
+            s = phases["serial"]
+            summary["serial_archs_per_gpu_hour"] = s["archs_per_gpu_hour"]
+            summary["speedup_over_serial"] = (p["archs_per_gpu_hour"] / s["archs_per_gpu_hour"]
+                                              if s["archs_per_gpu_hour"] else None)
+            summary["quality_packed_vs_serial"] = quality_comparison(p["quality"], s["quality"])
+            summary["quality_seed0_vs_seed1"] = quality_comparison(p["quality"], (phases.get("seed") or {}).get("quality", {}))
+            qa, qs = summary["quality_packed_vs_serial"], summary["quality_seed0_vs_seed1"]
+            summary["quality_within_seed_spread"] = (qa["mean_abs_diff"] <= qs["mean_abs_diff"]
+                                                     if qa["mean_abs_diff"] is not None and qs["mean_abs_diff"] is not None
+                                                     else None)
+        if "multi" in phases:
+            m = phases["multi"]
+            summary["multi_archs_per_hour"] = (m["archs_per_gpu_hour"] or 0) * m["gpus"]
+            summary["scaling_over_one_gpu"] = ((m["archs_per_gpu_hour"] or 0) * m["gpus"] / p["archs_per_gpu_hour"]
+                                               if p["archs_per_gpu_hour"] else None)
+        out = {"benchmark": "search_throughput", "device": device, "gpus": names[:a.gpus] if names else [],
+               "host": platform.node(), "cpus": ncpu, "quick": a.quick,
+               "fidelity": fidelity if a.quick else {"preset": a.fidelity, "token_scale": a.token_scale, "d_model": a.d_model},
+               "space": "examples/spaces/wide.yaml", "archs": n_archs, "serial_archs": n_serial, "seed_archs": n_seed,
+               "deadlines_s": deadlines, "warmup_s": a.warmup_s, "total_wall_s": time.time() - t_all,
+               "gpu_sampler": None if sampler is None else (sampler.error or f"nvidia-smi, {len(sampler.samples)} samples"),
+               "summary": summary, "phases": phases, "partial": not final,
+               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "notes": ["rates count completed trials over the phase's wall time (Ray start and memory probe included); "
+                         "steady rates over first trial start to last trial end",
+                         "the serial phase runs the first architectures of the same list, one at a time",
+                         "measured speed metrics of packed trials were taken on a shared GPU"]}
+        slug = "cpu_quick" if a.quick else device_slug(device) + (f"_x{a.gpus}" if multi else "")
+        text = json.dumps(out, indent=1, default=str)
+        (res_dir / f"search_throughput-{slug}.json").write_text(text)
+        if a.out:
+            (Path(a.out) / f"search_throughput-{slug}.json").write_text(text)
+        return out
+
     try:
         if a.quick:
             # CPU: gpu auto finds no GPU and falls back (the note is in the phase log); two at a time
@@ -353,6 +398,7 @@ def main(argv=None) -> int:
                 "packed", db, first, fidelity=fidelity, gpu=gpu_auto, seed=0, max_per_gpu=a.max_per_gpu,
                 concurrency=None, num_cpus=cpus_per_gpu if multi else None),
                 gpus=one, deadline_s=deadlines["packed"], **common)
+        report(final=False)
         frac = (phases["packed"].get("packing") or {}).get("gpu_fraction") or 0.0
         if multi:
             phases["multi"] = run_phase("multi", study_config(
@@ -364,6 +410,7 @@ def main(argv=None) -> int:
                 "serial", db, first[:n_serial], fidelity=fidelity, gpu=0 if a.quick else 1, seed=0,
                 max_per_gpu=1, concurrency=1, num_cpus=2 if a.quick else None),
                 gpus=one, deadline_s=deadlines["serial"], **common)
+            report(final=False)
             phases["seed"] = run_phase("seed", study_config(
                 "seed1", db, first[:n_seed], fidelity=fidelity, gpu=(0 if a.quick else (frac or gpu_auto)), seed=1,
                 max_per_gpu=a.max_per_gpu, concurrency=2 if a.quick else None, num_cpus=2 if a.quick else None),
@@ -372,44 +419,7 @@ def main(argv=None) -> int:
         if sampler is not None:
             sampler.stop()
 
-    p = phases["packed"]
-    summary = {"packed_archs_per_gpu_hour": p["archs_per_gpu_hour"],
-               "packed_steady_archs_per_gpu_hour": p["steady_archs_per_gpu_hour"],
-               "trials_per_gpu": (p.get("packing") or {}).get("trials_per_gpu"),
-               "gpu_busy_after_warmup": (p.get("gpu_busy_after_warmup") or {}).get("busy")}
-    if "serial" in phases:
-        s = phases["serial"]
-        summary["serial_archs_per_gpu_hour"] = s["archs_per_gpu_hour"]
-        summary["speedup_over_serial"] = (p["archs_per_gpu_hour"] / s["archs_per_gpu_hour"]
-                                          if s["archs_per_gpu_hour"] else None)
-        summary["quality_packed_vs_serial"] = quality_comparison(p["quality"], s["quality"])
-        summary["quality_seed0_vs_seed1"] = quality_comparison(p["quality"], phases["seed"]["quality"])
-        qa, qs = summary["quality_packed_vs_serial"], summary["quality_seed0_vs_seed1"]
-        summary["quality_within_seed_spread"] = (qa["mean_abs_diff"] <= qs["mean_abs_diff"]
-                                                 if qa["mean_abs_diff"] is not None and qs["mean_abs_diff"] is not None
-                                                 else None)
-    if "multi" in phases:
-        m = phases["multi"]
-        summary["multi_archs_per_hour"] = (m["archs_per_gpu_hour"] or 0) * m["gpus"]
-        summary["scaling_over_one_gpu"] = ((m["archs_per_gpu_hour"] or 0) * m["gpus"] / p["archs_per_gpu_hour"]
-                                           if p["archs_per_gpu_hour"] else None)
-    out = {"benchmark": "search_throughput", "device": device, "gpus": names[:a.gpus] if names else [],
-           "host": platform.node(), "cpus": ncpu, "quick": a.quick,
-           "fidelity": fidelity if a.quick else {"preset": a.fidelity, "token_scale": a.token_scale, "d_model": a.d_model},
-           "space": "examples/spaces/wide.yaml", "archs": n_archs, "serial_archs": n_serial, "seed_archs": n_seed,
-           "deadlines_s": deadlines, "warmup_s": a.warmup_s, "total_wall_s": time.time() - t_all,
-           "gpu_sampler": None if sampler is None else (sampler.error or f"nvidia-smi, {len(sampler.samples)} samples"),
-           "summary": summary, "phases": phases,
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "notes": ["rates count completed trials over the phase's wall time (Ray start and memory probe included); "
-                     "steady rates over first trial start to last trial end",
-                     "the serial phase runs the first architectures of the same list, one at a time",
-                     "measured speed metrics of packed trials were taken on a shared GPU"]}
-    slug = "cpu_quick" if a.quick else device_slug(device) + (f"_x{a.gpus}" if multi else "")
-    text = json.dumps(out, indent=1, default=str)
-    (res_dir / f"search_throughput-{slug}.json").write_text(text)
-    if a.out:
-        (Path(a.out) / f"search_throughput-{slug}.json").write_text(text)
+    out = report(final=True)
     print_markdown(out)
     return 0
 
