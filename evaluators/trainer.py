@@ -95,6 +95,7 @@ class TaskRun:
         self.gen = torch.Generator(device=self.device).manual_seed(self.seed)
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
         self.data = None
+        self.last_loss = float("nan")  # until the first report
         if self.train_examples:  # a fixed training set, visited in shuffled epochs (MAD)
             self.data = self.task.sample(self.train_examples, self.gen, "train")
             self.perm = torch.empty(0, dtype=torch.long, device=self.device)
@@ -125,11 +126,14 @@ class TaskRun:
         return loss
 
     def take_loss(self) -> float:
-        """Mean training loss since the last call (one host read)."""
+        """Mean training loss since the last call (one host read). A run that has finished its
+        steps while longer runs go on has no new losses: it keeps reporting its last mean
+        (reporting nan there made every multi-budget preset look diverged)."""
         if not self.losses:
-            return float("nan")
+            return self.last_loss
         v = torch.stack(self.losses).mean().item()
         self.losses.clear()
+        self.last_loss = v
         return v
 
     def explode_limit(self, factor: float) -> float:

@@ -65,3 +65,18 @@ def test_schedule_warmup_and_cosine():
     assert s(10) == pytest.approx(1.0) and s(100) == pytest.approx(0.1)
     assert all(s(i) >= s(i + 1) - 1e-12 for i in range(10, 100))
     assert math.isclose(s(55), 0.55, rel_tol=1e-6)
+
+
+def test_runs_with_different_budgets_are_not_called_diverged():
+    # Regression: a task that finished its steps while a longer one went on reported nan at the
+    # next report (no new losses), and every `standard` trial on the GPU "diverged" at step 250.
+    short, test_s = _run("memorization", {"vocab_size": 17, "seq_len": 8}, 20)
+    long_, test_l = _run("memorization", {"vocab_size": 17, "seq_len": 8}, 60)
+    long_.name = "long"
+    reports = []
+    train([short, long_], {"memorization": test_s, "long": test_l}, report_every=10, explode_factor=4,
+          on_report=lambda s, m: reports.append((s, m["memorization"]["train_loss"], m["long"]["train_loss"])))
+    assert [s for s, _, _ in reports] == [10, 20, 30, 40, 50, 60]
+    assert all(math.isfinite(a) and math.isfinite(b) for _, a, b in reports)
+    # the finished run keeps its last mean, the running one moves on
+    assert reports[-1][1] == reports[1][1]
