@@ -67,6 +67,7 @@ PRIMITIVES = ("attention", "mamba1", "mamba2", "rwkv7", "retention")
 # prefill T (the main table shows what `backends` picks)
 ALTERNATIVES = {"mamba1": ("triton", "torch-chunked"), "mamba2": ("fla-chunk", "fla-parallel", "torch-chunked"),
                 "rwkv7": ("fla-chunk", "torch-chunked"), "retention": ("fla-chunk", "torch-chunked")}
+FLA_BACKENDS = ("fla-chunk", "fla-parallel")
 OPS = {"mamba1": "selective_scan", "mamba2": "ssd", "rwkv7": "rwkv7", "retention": "retention"}
 
 
@@ -397,6 +398,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes (CPU, about a minute)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     ap.add_argument("--primitives", default=",".join(PRIMITIVES))
+    ap.add_argument("--fla", action="store_true",
+                    help="allow fla's Triton kernels (their first call autotunes for minutes; off in trials)")
     ap.add_argument("--torch-only", action="store_true",
                     help="disable the fla and Triton paths (measure the chunked PyTorch forms)")
     ap.add_argument("--budget", type=float, default=None, help="seconds per case")
@@ -415,9 +418,11 @@ def main(argv=None):
     prims = [p.strip() for p in args.primitives.split(",") if p.strip()]
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine() or "cpu")
     slug = re.sub(r"[^a-z0-9]+", "-", dev_name.lower()).strip("-") + ("-quick" if args.quick else "") \
-        + ("-torch-only" if args.torch_only else "")
+        + ("-torch-only" if args.torch_only else "") + ("-fla" if args.fla else "")
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"primitives-{slug}.json"
     tv, fv = versions()
+    from proxy_models import backends
+    backends.set_fla_enabled(args.fla)
     if args.torch_only:
         for op in OPS.values():
             for n in ("fla-chunk", "triton"):
@@ -450,6 +455,8 @@ def main(argv=None):
                         ("prefill", cfg["prefill_T"][len(cfg["prefill_T"]) // 2])):
             for p in prims:
                 for b in ALTERNATIVES.get(p, ()):
+                    if b in FLA_BACKENDS and not args.fla:
+                        continue
                     late = time.perf_counter() - t_start > args.max_minutes * 60
                     rec = run_case(kind, p, T, cfg, device, clock, math.inf if late else None, force=b)
                     alternatives.append(rec)

@@ -85,7 +85,7 @@ def test_setup_worker_on_cpu_turns_fla_off_and_records_nothing():
         setup_worker({"gpu": 0, "fla_kernels": True})
         assert backends._FLA_ENABLED is True
     finally:
-        backends.set_fla_enabled(True)
+        backends.set_fla_enabled(False)  # the process default
 
 
 def test_auto_falls_back_to_cpu_without_gpus(ray_local, tmp_path, caplog):
