@@ -52,7 +52,9 @@ def format_loc(loc: tuple, drop: frozenset[str] = frozenset()) -> str:
         elif part in drop:
             continue
         else:
-            out += ("." if out else "") + str(part)
+            # a key with control characters ("\r", "\n") would break the one-line message
+            text = str(part) if str(part).isprintable() else repr(str(part))
+            out += ("." if out else "") + text
     return out
 
 
