@@ -65,7 +65,9 @@ class Objective(_Strict):
             return {"metric": v}
         if isinstance(v, dict) and len(v) == 1 and "metric" not in v:
             (k, d), = v.items()
-            return {"metric": k, "direction": {"min": "minimize", "max": "maximize"}.get(d, d)}
+            if isinstance(d, str):  # a list or mapping here is left to pydantic to reject
+                d = {"min": "minimize", "max": "maximize"}.get(d, d)
+            return {"metric": k, "direction": d}
         return v
 
     @field_validator("metric")
