@@ -118,12 +118,14 @@ def selection_panel(ctx: Ctx) -> None:
             st.caption(f"not exported: {p}")
     front = ctx.df.loc[ctx.df["category"] == "Pareto", "number"].astype(int).tolist()
     if front:
-        # built when clicked (Streamlit runs the callable then), not on every revision of a live study
-        args = (ctx.url, ctx.study, ctx.rev, tuple(front), objs, "pareto")
-        name = pareto_filename(ctx.study, front)
-        st.download_button(f"download Pareto set ({len(front)}) YAML", lambda: _download_bytes(*args),
-                           file_name=name, mime="application/zip" if name.endswith(".zip") else "application/x-yaml",
-                           key="dl_pareto", width="stretch")
+        # Built with the page (cached per store revision by _download). A callable built on click
+        # never delivered the file in headless Chromium (the browser test timed out waiting).
+        d, problems = _download(ctx.url, ctx.study, ctx.rev, tuple(front), objs, "pareto")
+        if d is not None:
+            st.download_button(f"download Pareto set ({len(front)}) YAML", d.data, file_name=d.filename,
+                               mime=d.mime, key="dl_pareto", width="stretch")
+        for p in problems:
+            st.caption(f"not exported: {p}")
 
 
 def signature(url: str, study: str | None) -> tuple:
