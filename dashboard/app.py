@@ -25,7 +25,7 @@ import streamlit as st
 
 from dashboard import config, queries, selection
 from dashboard.data import metric_columns
-from dashboard.export import export_download, items_from_store, pareto_filename
+from dashboard.export import export_download, items_from_store
 from dashboard.views import Ctx, compare, pareto, progress, trial, trials
 from search_space.errors import UserError
 
@@ -90,11 +90,6 @@ def goto(view: str, number: int | None = None) -> None:
 def _download(url: str, study: str, rev: int, numbers: tuple[int, ...], objectives: tuple[str, ...], label: str):
     items, problems = items_from_store(queries.store(url), study, list(numbers), list(objectives))
     return (export_download(items, label=label, store_url=url) if items else None), problems
-
-
-def _download_bytes(*args) -> bytes:
-    d, _ = _download(*args)
-    return d.data if d is not None else b""
 
 
 def selection_panel(ctx: Ctx) -> None:
