@@ -17,6 +17,11 @@ TINY = {"preset": "smoke", "overrides": {
     "text": None, "efficiency": {"measure": False}, "report_every": 5,
     "eval_examples": 16, "report_eval_examples": 8}}
 
+# Fault-injection searches need trials long enough to be hit mid-run: at TINY (10 steps) a trial
+# ends in well under a second on an idle machine and the killers find nothing running.
+KILLABLE = {"preset": "smoke", "overrides": {**TINY["overrides"], "tasks": [
+    {**TINY["overrides"]["tasks"][0], "tokens": 8 * 16 * 600}], "report_every": 50}}
+
 
 def study_config(storage: str, study: str, **over) -> dict:
     cfg = {"study": study, "storage": storage, "space": SPACE,

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .search_helpers import REPO, study_config, trial_workers
+from .search_helpers import KILLABLE, REPO, study_config, trial_workers
 
 PASSWORD = "s3cret"
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -124,7 +124,7 @@ def test_workers_killed_mid_trial(ray_session, backend, request, tmp_path, capsy
 
     url = _with_password(request.getfixturevalue(f"{backend}_url"))
     trials, kills = int(os.environ.get("HNAS_REL_TRIALS", 6)), int(os.environ.get("HNAS_REL_KILLS", 3))
-    cfg = load_config_data(study_config(url, "killw", trials=trials, concurrency=2))
+    cfg = load_config_data(study_config(url, "killw", trials=trials, concurrency=2, fidelity=KILLABLE))
     stop, log = threading.Event(), []
     t = threading.Thread(target=_killer, args=(url, "killw", kills, stop, log), daemon=True)
     t.start()
@@ -178,7 +178,7 @@ def test_driver_killed_then_resumed(ray_session, backend, request, tmp_path):
     url = _with_password(request.getfixturevalue(f"{backend}_url"))
     trials = int(os.environ.get("HNAS_REL_TRIALS", 6))
     cfg_path = tmp_path / "study.yaml"
-    cfg_path.write_text(yaml.safe_dump(study_config(url, "killd", trials=trials, concurrency=2)))
+    cfg_path.write_text(yaml.safe_dump(study_config(url, "killd", trials=trials, concurrency=2, fidelity=KILLABLE)))
     address = ray.get_runtime_context().gcs_address
     results_dir = tmp_path / "ray_results"
     env = dict(os.environ, HYBRID_NAS_RAY_RESULTS=str(results_dir), PYTHONPATH=str(REPO))
