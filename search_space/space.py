@@ -218,18 +218,9 @@ class SearchSpace(_Strict):
 
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> "SearchSpace":
-        # not yaml_io.validate_model: that drops the genome's union tags (primitive names) from
-        # paths, but here primitive names are keys the user wrote (`channel_mixers.none`)
-        if not isinstance(data, dict):
-            kind = "empty" if data is None else type(data).__name__
-            raise GenomeError(f"expected a mapping at the top level, got {kind}", source)
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            err = from_validation_error(e)
-        except GenomeError as e:
-            err = e
-        raise err.with_source(source) if source else err
+        # keep primitive names in paths: here they are keys the user wrote (`channel_mixers.none`)
+        from .yaml_io import validate_model
+        return validate_model(cls, data, source, drop=frozenset())
 
     @classmethod
     def from_yaml(cls, path_or_text, source: str | None = None) -> "SearchSpace":

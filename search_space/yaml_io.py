@@ -72,15 +72,20 @@ def load_yaml(path_or_text) -> tuple[Any, str | None]:
     raise GenomeError(f"expected a path or YAML text, got {type(path_or_text).__name__}")
 
 
-def validate_model(cls, data: Any, source: str | None = None):
+def validate_model(cls, data: Any, source: str | None = None, drop: frozenset[str] | None = None):
+    """Validate a mapping into `cls`; errors become one GenomeError naming field paths. `drop` are
+    location parts to leave out of paths (default: the genome's union tags; a space file passes
+    an empty set because primitive names are keys its user wrote, e.g. `channel_mixers.none`)."""
     from .genome import UNION_TAGS
+    drop = UNION_TAGS if drop is None else drop
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise GenomeError(f"expected a mapping at the top level, got {kind}", source)
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise from_validation_error(e, UNION_TAGS).with_source(source) if source else from_validation_error(e, UNION_TAGS)
+        err = from_validation_error(e, drop)
+        raise err.with_source(source) if source else err
     except GenomeError as e:
         raise e.with_source(source) if source else e
     except RecursionError:
