@@ -25,6 +25,7 @@ Legend: B batch, T time, D d_model, H heads, P head_dim.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +36,9 @@ from .ops import dispatch
 from .ops.rwkv7 import rwkv7_chunked
 from .ops.rwkv7.fla import rwkv7_fla
 
-MIXES = ("x_r", "x_w", "x_k", "x_v", "x_a", "x_g")
+# r, k, v first (one batched projection), then the LoRA inputs
+MIXES = ("x_r", "x_k", "x_v", "x_w", "x_a", "x_g")
+_EXP_M_HALF = math.exp(-0.5)
 
 
 def _lora_pair(d: int, rank: int, scale: float = 0.1) -> tuple[nn.Parameter, nn.Parameter]:
@@ -55,7 +58,7 @@ class RWKV7(TokenMixer):
         self.heads, self.head_dim = H, P
         ratio_0_to_1, ratio_1_to_0 = 0.5, 0.5
         ddd = torch.arange(d, dtype=torch.float32) / d
-        for name, power in zip(MIXES, (0.2, 0.9, 0.7, 0.7, 0.9, 0.2)):
+        for name, power in zip(MIXES, (0.2, 0.7, 0.7, 0.9, 0.9, 0.2)):  # x070: r .2, w .9, k .7, v .7, a .9, g .2
             self.register_parameter(name, nn.Parameter(1.0 - ddd.pow(power * ratio_1_to_0)))
         n = torch.arange(d, dtype=torch.float32)
         decay_speed = -7 + 5 * (n / max(d - 1, 1)) ** (0.85 + 1.0 * ratio_0_to_1 ** 0.5)
@@ -82,25 +85,40 @@ class RWKV7(TokenMixer):
                        "fla-chunk": functools.partial(rwkv7_fla, chunk=spec.chunk)}
 
     def _project(self, x, xx, ctx):
-        """x, xx: [..., D] (xx = previous x - x). Returns r, log-decay, k, v, kk, a, g."""
-        xr, xw, xk, xv, xa, xg = (torch.addcmul(x, xx, getattr(self, m).to(x.dtype)) for m in MIXES)
-        r = self.receptance(xr)
-        w = -F.softplus(-(self.w0 + torch.tanh(xw @ self.w1) @ self.w2)) - 0.5
-        k = self.key(xk)
-        v = self.value(xv)
+        """x, xx: [..., D] (xx = previous x - x). Returns r, log-decay, k, v, kk, a, g.
+
+        Written for few kernel launches (a proxy layer on a GPU is launch-bound): the six token
+        shifts are one addcmul over the stacked mixes, and r, k, v are one batched matmul; the
+        arithmetic is the reference's, term by term."""
+        mix = torch.stack([getattr(self, m) for m in MIXES]).to(x.dtype)        # [6, D]
+        xs = torch.addcmul(x.unsqueeze(-2), xx.unsqueeze(-2), mix)              # [..., 6, D]
+        lead = xs.shape[:-2]
+        w_rkv = torch.stack([self.receptance.weight, self.key.weight, self.value.weight])  # [3, D, D]
+        x_rkv = xs[..., :3, :].reshape(-1, 3, self.d_model).transpose(0, 1)    # [3, N, D]
+        r, k, v = (torch.bmm(x_rkv, w_rkv.transpose(1, 2)).view(3, *lead, self.d_model)).unbind(0)
+        xw, xa, xg = xs[..., 3:, :].unbind(-2)
+        # The low-rank projections run in fp32 even under autocast: they are tiny (rank 32-128), and
+        # in bf16 each would cast its input and both weights (launches, not FLOPs, bound this layer)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            # log-decay -exp(-softplus(-z) - 0.5) = -exp(-0.5) * sigmoid(z), z = w0 + tanh(x_w w1) w2:
+            # the same number as x070's form in two ops instead of six
+            logw = torch.sigmoid(F.linear(torch.tanh(xw @ self.w1), self.w2.t(), self.w0)) * -_EXP_M_HALF
+            a = torch.sigmoid(F.linear(xa @ self.a1, self.a2.t(), self.a0))
+            g = torch.sigmoid(xg @ self.g1) @ self.g2
+            if self.value_residual:
+                if ctx is None or ctx.v_first is None:
+                    raise ValueError("RWKV7 with value_residual=True needs ctx.v_first from an earlier "
+                                     "RWKV-7 layer (the first RWKV-7 layer sets it)")
+                mix_v = torch.sigmoid(F.linear(xs[..., 2, :] @ self.v1, self.v2.t(), self.v0))
         if self.value_residual:
-            if ctx is None or ctx.v_first is None:
-                raise ValueError("RWKV7 with value_residual=True needs ctx.v_first from an earlier "
-                                 "RWKV-7 layer (the first RWKV-7 layer sets it)")
-            v = v + (ctx.v_first.to(v.dtype) - v) * torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2)
+            v = torch.lerp(v, ctx.v_first.to(v.dtype), mix_v.to(v.dtype))
         elif ctx is not None:
             ctx.v_first = v
-        a = torch.sigmoid(self.a0 + (xa @ self.a1) @ self.a2)
-        g = torch.sigmoid(xg @ self.g1) @ self.g2
         shp = (*k.shape[:-1], self.heads, self.head_dim)
-        kk = F.normalize((k * self.k_k).view(shp).float(), dim=-1)
-        k = k * (1 + (a - 1) * self.k_a)
-        return r, -torch.exp(w.float()), k, v, kk, a, g
+        # normalize(k * k_k) per head, as rms_norm / sqrt(P): one fused op on a GPU
+        kk = F.rms_norm((k * self.k_k).view(shp).float(), (self.head_dim,), eps=1e-12) * self.head_dim ** -0.5
+        k = k * torch.addcmul(1 - self.k_a, a, self.k_a)                       # k * (1 + (a - 1) k_a)
+        return r, logw, k, v, kk, a, g
 
     def _finish(self, o, r, k, v, g):
         """o: [..., H, P] kernel output -> [..., D]."""
@@ -118,7 +136,7 @@ class RWKV7(TokenMixer):
         hs = (Bsz, T, self.heads, self.head_dim)
         kk_a = kk * a.float().view(hs)
         (o, _), name = dispatch.run("rwkv7", self._impls, x_BTD.device, v.dtype, r.view(hs), logw.view(hs),
-                                    k.view(hs), v.view(hs), -kk, kk_a, None)
+                                    k.view(hs), v.view(hs), -kk, kk_a, None, output_final_state=False)
         if not torch.compiler.is_compiling():
             self.backend = name
         return self._finish(o.to(v.dtype), r, k, v, g)

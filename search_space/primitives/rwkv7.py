@@ -24,7 +24,7 @@ class RWKV7Spec(TokenMixerSpec):
     a_lora: int = Field(32, ge=1, le=1024)
     v_lora: int = Field(16, ge=1, le=1024)
     gate_lora: int = Field(64, ge=1, le=1024)
-    chunk: int = Field(16, ge=1, le=256, description="chunk length of the parallel form")
+    chunk: int = Field(64, ge=1, le=64, description="chunk length of the parallel form (<= 64 keeps its factored decays finite in fp32)")
     code: ClassVar[str] = "R7"
 
     def check(self, d_model):

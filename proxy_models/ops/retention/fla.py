@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from ..fla_launch import limit_autotune
+
 
 @torch.compiler.disable
 def retention_fla(q, k, v, scale: float = 1.0, initial_state=None, chunk: int = 64):
     from fla.ops.retention import chunk_retention
+    limit_autotune()
 
     dt = v.dtype
     o, final = chunk_retention(q.to(dt).contiguous(), k.to(dt).contiguous(), v.contiguous(),

@@ -9,80 +9,159 @@ of DeltaNet and fla's chunk_dplr):
 so s = W S0 + U with W, U from one triangular solve per chunk. Then, per chunk,
     o   = (r * G_t + A_rb W) S0 + (A_rb U + A_rk v)            = Q S0 + O
     S_L = (diag(G_L) + (b G_L/G)^T W) S0 + ((b G_L/G)^T U + (k G_L/G)^T v) = M S0 + N
-All of W, U, Q, O, M, N are computed for every chunk in parallel with batched matmuls; only
-S_{c+1} = M_c S_c + N_c runs over chunks (one batched matmul-add each), and o = Q S_in + O is
-one more batched matmul.
+All of W, U, Q, O, M, N are computed for every chunk in parallel with batched matmuls. The
+states entering the chunks follow the affine recurrence S_{c+1} = M_c S_c + N_c, which is
+solved as a parallel prefix (Hillis-Steele) over chunks: log2(n) rounds of one batched matmul,
+instead of n sequential steps.
 
-Design choices:
+Why it is written this way (speed): at proxy sizes on a GPU this op is bound by the number of
+kernel launches, not by FLOPs (one layer at T=2K, batch 4 does a few GFLOP), so the code keeps
+the launch count low in both directions:
+- r, a, b, k and w travel as ONE fp32 tensor laid out [B, H, n, 5, L, K] (one copy in), so that
+  [r; a] and [b; k] are contiguous [2L, K] views and all four interaction matrices
+  A_rb, A_rk, A_ab, A_ak come from ONE [2L, K] x [K, 2L] matmul and one mask;
+- the three exponentials of decay differences come from one `exp`;
+- [W | U] is one triangular solve, [Q | O] one matmul-add, [M | N] one matmul-add;
+- the chunk scan composes [M | N] pairs with one matmul-addcmul per round;
+- the prefix scan replaces n launches per direction by about 4 log2(n).
+
+Numerics:
 - Pairwise decays G_{t-1}/G_j are factored around the chunk's middle position (as fla does), so
-  each factor is exp of at most L/2 log-decays: finite in fp32 for RWKV-7's decay (>= exp(-0.607)
-  per step) up to L = 256; entries above the diagonal may be large and are masked, never used.
+  each factor is exp of at most L/2 log-decays: for RWKV-7's decay (>= exp(-0.607) per step) the
+  factors stay below exp(0.607 L / 2) and the masked-out products below exp(0.607 L) * K: finite
+  in fp32 for L <= 64 (exp(38.8) * K * |r| |b|). Larger chunks are split
+  (`MAX_CHUNK`). Every product that is used is <= |x||y|.
 - The chunk algebra (including the triangular solve, which has no bf16 kernel) runs in fp32
   whatever the autocast dtype; the result is cast back to v's dtype.
 - T not a multiple of L is padded with w = 0 (log), k = v = a = b = r = 0: the padded steps keep
   the state unchanged.
+Legend: B batch, T time, H heads, K key dim, V value dim, n chunks, L chunk length.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
 
+MAX_CHUNK = 64
 
-def rwkv7_chunked(r, w, k, v, a, b, initial_state=None, chunk: int = 16):
-    """Returns (o [B, T, H, V] in v's dtype, final state [B, H, K, V] fp32)."""
+
+@functools.lru_cache(maxsize=16)
+def _constants(L: int, device: torch.device):
+    """Constant operands, made once per chunk length and device:
+    - mask [2L, 2L] over the stacked product [r; a] x [b; k]^T: r-rows see j <= t, a-rows see
+      j < t; the a-b block is negated, so it is directly the off-diagonal of the unit-triangular
+      matrix (I - A_ab) that the solve needs;
+    - sel [2, L]: row 0 sums log-decays up to the middle position, row 1 over the whole chunk
+      (log G_mid and log G_L by one matmul, with no slicing)."""
+    incl = torch.ones(L, L, device=device).tril()
+    strict = incl.tril(-1)
+    mask = torch.cat([torch.cat([incl, incl], dim=1), torch.cat([-strict, strict], dim=1)], dim=0)
+    sel = torch.ones(2, L, device=device)
+    sel[0, L // 2 + 1:] = 0
+    return mask, sel
+
+
+class _ChunkStates(torch.autograd.Function):
+    """The states entering every chunk, from the affine recurrence S_{c+1} = M_c S_c + N_c.
+
+    A plain loop with a hand-written backward: one batched matmul-add per chunk and direction,
+    and nothing else per step (under autograd each step would also record nodes, save inputs
+    and accumulate gradients). The backward is the adjoint recurrence
+        G_n = dL/dS_final,  G_c = dL/dS_in[c] + M_c^T G_{c+1},
+        dL/dM_c = G_{c+1} S_c^T,  dL/dN_c = G_{c+1},  dL/dS_0 = G_0.
+    MN: [B, H, n, K, K+V] = [M_c | N_c]; S0: [B, H, K, V] or None. Returns S_in [B, H, n, K, V]
+    (contiguous) and S_final [B, H, K, V]."""
+
+    @staticmethod
+    def forward(ctx, MN, S0):
+        B, H, n, K, E = MN.shape
+        V = E - K
+        mn = MN.permute(2, 0, 1, 3, 4).reshape(n, B * H, K, E)       # chunk-major: views per step
+        S = MN.new_empty(n + 1, B * H, K, V)
+        if S0 is None:
+            S[0].zero_()
+        else:
+            S[0].copy_(S0.reshape(B * H, K, V))
+        for c in range(n):
+            torch.baddbmm(mn[c, :, :, K:], mn[c, :, :, :K], S[c], out=S[c + 1])
+        ctx.save_for_backward(mn, S)
+        ctx.has_s0 = S0 is not None
+        S_in = S[:n].view(n, B, H, K, V).permute(1, 2, 0, 3, 4).contiguous()
+        return S_in, S[n].view(B, H, K, V).clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_in, g_final):
+        mn, S = ctx.saved_tensors
+        n, BH, K, E = mn.shape
+        V = E - K
+        B, H = g_in.shape[:2] if g_in is not None else g_final.shape[:2]
+        G = S.new_empty(n + 1, BH, K, V)
+        if g_final is None:
+            G[n].zero_()
+        else:
+            G[n].copy_(g_final.reshape(BH, K, V))
+        if g_in is None:
+            g_in = S.new_zeros(B, H, n, K, V)
+        gin = g_in.permute(2, 0, 1, 3, 4).reshape(n, BH, K, V)
+        for c in range(n - 1, -1, -1):
+            torch.baddbmm(gin[c], mn[c, :, :, :K].transpose(1, 2), G[c + 1], out=G[c])
+        gMN = torch.cat([G[1:] @ S[:n].transpose(-1, -2), G[1:]], dim=-1)     # [n, BH, K, E]
+        gMN = gMN.view(n, B, H, K, E).permute(1, 2, 0, 3, 4)
+        return gMN, (G[0].view(B, H, K, V) if ctx.has_s0 else None)
+
+
+def rwkv7_chunked(r, w, k, v, a, b, initial_state=None, chunk: int = 64, output_final_state: bool = True):
+    """Returns (o [B, T, H, V] in v's dtype, final state [B, H, K, V] fp32, or None when
+    `output_final_state` is False: training does not need it)."""
     B, T, H, K = r.shape
     V = v.shape[-1]
     out_dtype = v.dtype
-    L = max(1, min(chunk, T))
+    L = max(1, min(chunk, T, MAX_CHUNK))
     pad = (-T) % L
-    if pad:
-        r, w, k, v, a, b = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (r, w, k, v, a, b))
     n = (T + pad) // L
 
     with torch.autocast(device_type=r.device.type, enabled=False):
-        def hf(t):  # [B, T, H, X] -> [B, H, n, L, X] fp32
-            return t.float().transpose(1, 2).reshape(B, H, n, L, t.shape[-1])
-        r, w, k, v, a, b = (hf(t) for t in (r, w, k, v, a, b))
-        gi = w.cumsum(dim=3)                     # log G_t (inclusive)
-        ge = gi - w                              # log G_{t-1} (exclusive)
-        mid = gi[:, :, :, L // 2: L // 2 + 1]    # reference point of the factorisation
-        a_t = a * (ge - mid).exp()
-        r_t = r * (gi - mid).exp()
-        b_j = b * (mid - gi).exp()
-        k_j = k * (mid - gi).exp()
-        strict = torch.ones(L, L, dtype=torch.bool, device=r.device).tril(-1)
-        incl = torch.ones(L, L, dtype=torch.bool, device=r.device).tril()
-        zero = r.new_zeros(())
-        A_ab = torch.where(strict, a_t @ b_j.transpose(-1, -2), zero)
-        A_ak = torch.where(strict, a_t @ k_j.transpose(-1, -2), zero)
-        A_rb = torch.where(incl, r_t @ b_j.transpose(-1, -2), zero)
-        A_rk = torch.where(incl, r_t @ k_j.transpose(-1, -2), zero)
-
-        # s = W S0 + U from one unit-lower-triangular solve per chunk
-        eye = torch.eye(L, device=r.device, dtype=r.dtype)
-        rhs = torch.cat([a * ge.exp(), A_ak @ v], dim=-1)               # [B, H, n, L, K+V]
-        sol = torch.linalg.solve_triangular(eye - A_ab, rhs, upper=False, unitriangular=True)
-        W, U = sol[..., :K], sol[..., K:]
-
-        Q = r * gi.exp() + A_rb @ W                                     # [B, H, n, L, K]
-        O = A_rb @ U + A_rk @ v                                         # [B, H, n, L, V]
-        g_end = gi[:, :, :, -1:]                                        # [B, H, n, 1, K]
-        to_end = (g_end - gi).exp()                                     # G_L / G_j <= 1
-        b_e, k_e = b * to_end, k * to_end
-        M = torch.diag_embed(g_end[:, :, :, 0].exp()) + b_e.transpose(-1, -2) @ W  # [B, H, n, K, K]
-        N = b_e.transpose(-1, -2) @ U + k_e.transpose(-1, -2) @ v                 # [B, H, n, K, V]
-
-        # chunk-major, unbound once: each step is one batched matmul-add on views, and the
-        # backward stacks the per-chunk gradients once (indexing per step would not)
-        M_c = M.permute(2, 0, 1, 3, 4).reshape(n, B * H, K, K).unbind(0)
-        N_c = N.permute(2, 0, 1, 3, 4).reshape(n, B * H, K, V).unbind(0)
-        S = (r.new_zeros(B * H, K, V) if initial_state is None else initial_state.float().reshape(B * H, K, V))
-        entering = []
-        for c in range(n):
-            entering.append(S)
-            S = torch.baddbmm(N_c[c], M_c[c], S)
-        S_in = torch.stack(entering, dim=1).view(B, H, n, K, V)
-        S = S.view(B, H, K, V)
-        o = Q @ S_in + O
-        o = o.reshape(B, H, n * L, V)[:, :, :T].transpose(1, 2)
-    return o.to(out_dtype), S
+        mask, sel = _constants(L, r.device)
+        # one copy in: [B, T, 5, H, K] -> fp32 [B, H, n, 5, L, K] (torch.stack promotes to w's fp32)
+        X = torch.stack([r, a, b, k, w], dim=2)
+        if X.dtype != torch.float32:
+            X = X.float()
+        vv = v.float()
+        if pad:
+            X = F.pad(X, (0, 0, 0, 0, 0, 0, 0, pad))
+            vv = F.pad(vv, (0, 0, 0, 0, 0, pad))
+        X = X.view(B, n, L, 5, H, K).permute(0, 4, 1, 3, 2, 5).contiguous()      # [B, H, n, 5, L, K]
+        vv = vv.view(B, n, L, H, V).permute(0, 3, 1, 2, 4).contiguous()          # [B, H, n, L, V]
+        ra, bk, w_ = X.split([2, 2, 1], dim=3)
+        w_ = w_.squeeze(3)                                                      # log w  [B, H, n, L, K]
+        gi = w_.cumsum(dim=-2)                             # log G_t (inclusive)
+        g_mid, g_end = (sel @ w_).unsqueeze(-2).unbind(-3)  # log G_mid, log G_L     [B, H, n, 1, K]
+        D = gi - g_mid
+        E = torch.stack([D, D - w_, -D], dim=3).exp_()     # G_t/G_mid, G_{t-1}/G_mid, G_mid/G_t
+        e_ra, e_bk = E.split([2, 1], dim=3)
+        left = (ra * e_ra).view(B, H, n, 2 * L, K)         # [r G_t/G_mid ; a G_{t-1}/G_mid]
+        right = (bk * e_bk).view(B, H, n, 2 * L, K)        # [b G_mid/G_j ; k G_mid/G_j]
+        P = (left @ right.transpose(-1, -2)) * mask        # [[A_rb, A_rk], [-A_ab, A_ak]]
+        P_b, P_k = P.view(B, H, n, 2 * L, 2, L).unbind(-2)
+        # rows of r: [r G_t | A_rk v]; rows of a: [a G_{t-1} | A_ak v]
+        Z = torch.cat([left * g_mid.exp(), P_k @ vv], dim=-1)                   # [B, H, n, 2L, K+V]
+        Z_r, Z_a = Z.view(B, H, n, 2, L, K + V).unbind(3)
+        A_rb, nA_ab = P_b.reshape(B, H, n, 2, L, L).unbind(3)
+        # [W | U] = (I - A_ab)^-1 [a G_{t-1} | A_ak v]; the solve reads only the strict lower part
+        sol = torch.linalg.solve_triangular(nA_ab, Z_a, upper=False, unitriangular=True)
+        # [Q | O] = [r G_t | A_rk v] + A_rb [W | U]
+        Q, O = torch.baddbmm(Z_r.flatten(0, 2), A_rb.flatten(0, 2), sol.flatten(0, 2)).split([K, V], dim=-1)
+        # [M | N] = (b G_L/G)^T [W | U] + [diag(G_L) | (k G_L/G)^T v]
+        bk_end = right * (g_end - g_mid).exp()             # [b G_L/G_j ; k G_L/G_j]
+        SV = torch.cat([sol, F.pad(vv, (K, 0))], dim=-2)   # [[W, U], [0, v]]
+        MN = bk_end.transpose(-1, -2) @ SV + F.pad(torch.diag_embed(g_end.exp().squeeze(-2)), (0, V))
+        # the states entering every chunk (and the one leaving the last)
+        S_in, S_final = _ChunkStates.apply(MN, None if initial_state is None else initial_state.float())
+        o = torch.baddbmm(O, Q, S_in.flatten(0, 2))                             # [B*H*n, L, V]
+        o = o.view(B, H, n * L, V)[:, :, :T].transpose(1, 2)
+        if not output_final_state:
+            S_final = None
+    return o.to(out_dtype), S_final

@@ -11,16 +11,19 @@ import math
 
 import torch
 
+from ..fla_launch import limit_autotune
+
 LOG_DECAY_LOWER_BOUND = -math.exp(-0.5)
 
 
 @torch.compiler.disable
-def rwkv7_fla(r, w, k, v, a, b, initial_state=None, chunk: int = 16):
+def rwkv7_fla(r, w, k, v, a, b, initial_state=None, chunk: int = 64, output_final_state: bool = True):
     from fla.ops.rwkv7 import chunk_rwkv7
+    limit_autotune()
 
     dt = v.dtype
     r, k, a, b = (t.to(dt).contiguous() for t in (r, k, a, b))
     o, final = chunk_rwkv7(r, w.float().contiguous(), k, v.contiguous(), a, b, scale=1.0,
-                           initial_state=initial_state, output_final_state=True,
+                           initial_state=initial_state, output_final_state=output_final_state,
                            lower_bound=LOG_DECAY_LOWER_BOUND)
     return o, final

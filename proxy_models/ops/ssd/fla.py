@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import torch
 
+from ..fla_launch import limit_autotune
+
 
 @torch.compiler.disable
 def ssd_fla(q, k, v, g, scale: float = 1.0, initial_state=None, chunk: int = 64):
     from fla.ops.simple_gla import chunk_simple_gla
+    limit_autotune()
 
     H = v.shape[2]
     q = q.expand(-1, -1, H, -1).to(v.dtype).contiguous()
@@ -26,6 +29,7 @@ def ssd_fla_parallel(q, k, v, g, scale: float = 1.0, initial_state=None, chunk: 
     Hopper, so it trains there; it takes no initial state and returns no final state (training
     needs neither), and costs O(T^2), so `backends` offers it only up to PARALLEL_MAX_T."""
     from fla.ops.simple_gla import parallel_simple_gla
+    limit_autotune()
 
     if initial_state is not None:
         raise ValueError("parallel_simple_gla takes no initial state")
