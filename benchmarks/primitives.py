@@ -68,6 +68,9 @@ PRIMITIVES = ("attention", "mamba1", "mamba2", "rwkv7", "retention")
 ALTERNATIVES = {"mamba1": ("triton", "torch-chunked"), "mamba2": ("fla-chunk", "fla-parallel", "torch-chunked"),
                 "rwkv7": ("fla-chunk", "torch-chunked"), "retention": ("fla-chunk", "torch-chunked")}
 FLA_BACKENDS = ("fla-chunk", "fla-parallel")
+# spec variants of the PyTorch forms, at the same sizes as the backend comparison (the chunk
+# length trades launches in the chunk recurrence against the size of the intra-chunk products)
+VARIANTS = {"rwkv7": ({"chunk": 16}, {"chunk": 32}), "mamba2": ({"chunk": 128},), "retention": ({"chunk": 128},)}
 OPS = {"mamba1": "selective_scan", "mamba2": "ssd", "rwkv7": "rwkv7", "retention": "retention"}
 
 
@@ -90,13 +93,13 @@ def hard_timeout(seconds: float):
 
 
 # ------------------------------------------------------------------------------------ set-up
-def make_spec(name: str):
+def make_spec(name: str, **overrides):
     extra = {"heads": 8} if name == "attention" else {}
-    return TOKEN_MIXERS[name](type=name, **extra)
+    return TOKEN_MIXERS[name](type=name, **{**extra, **overrides})
 
 
-def make_module(name: str, d_model: int, device):
-    return token_mixer_class(name)(make_spec(name), d_model).to(device)
+def make_module(name: str, d_model: int, device, **overrides):
+    return token_mixer_class(name)(make_spec(name, **overrides), d_model).to(device)
 
 
 class Clock:
@@ -186,9 +189,11 @@ def correctness(device, ops) -> dict:
             try:
                 mod, _, attr = fast_paths[name].partition(":")
                 fast = getattr(importlib.import_module(mod), attr)
+                t0 = time.perf_counter()
                 err = selftest.compare(op, fast, chunked, device, need_grad)
                 ok = err <= selftest.TOLERANCE
-                rec[key] = {"max_rel_err": err, "ok": ok}
+                # the first call in the process compiles (and, with fla's autotuning, tunes) the kernels
+                rec[key] = {"max_rel_err": err, "ok": ok, "first_call_s": round(time.perf_counter() - t0, 1)}
             except Exception as exc:  # noqa: BLE001 - a failing kernel is a result, not a crash
                 ok = False
                 msg = str(exc).splitlines()[0][:300] if str(exc) else ""
@@ -232,22 +237,25 @@ def _nbytes(state) -> int:
     return 0
 
 
-def run_case(kind, name, T, cfg, device, clock, predicted_s, force: str | None = None):
+def run_case(kind, name, T, cfg, device, clock, predicted_s, force: str | None = None,
+             spec: dict | None = None):
     rec = {"primitive": name, "mode": kind, "T": T}
     if force:
         rec["forced"] = force
+    if spec:
+        rec["spec"] = spec
     if predicted_s is not None and predicted_s > cfg["budget_s"]:
         rec["skipped"] = ("overall time limit reached" if math.isinf(predicted_s)
                           else f"predicted {predicted_s:.1f}s per call > budget {cfg['budget_s']:.0f}s")
         return rec
     with (dispatch.forced(OPS[name], force) if force else contextlib.nullcontext()):
-        return _run_case(rec, kind, name, T, cfg, device, clock)
+        return _run_case(rec, kind, name, T, cfg, device, clock, spec or {})
 
 
-def _run_case(rec, kind, name, T, cfg, device, clock):
+def _run_case(rec, kind, name, T, cfg, device, clock, spec):
     d, B = cfg["d_model"], cfg["batch"]
     torch.manual_seed(0)
-    m = make_module(name, d, device)
+    m = make_module(name, d, device, **spec)
     ctx = Ctx(v_first=None)
     try:
         with hard_timeout(cfg["budget_s"] * 1.5 + 30):
@@ -372,6 +380,18 @@ def summary(report) -> str:
         for r in alts:
             ms = _fmt(r.get("ms"), 3) if r.get("ms") is not None else ("skipped" if r.get("skipped") else "-")
             lines.append(f"| {r['primitive']} | {r['forced']} | {r['mode']} | {r['T']} | {ms} | {r.get('backend', '-')} |")
+    var = report.get("variants") or []
+    if var:
+        lines += ["", "Spec variants of the PyTorch forms (forced torch-chunked):", "",
+                  "| primitive | spec | mode | T | ms |", "|---|---|---|---|---|"]
+        for r in var:
+            ms = _fmt(r.get("ms"), 3) if r.get("ms") is not None else ("skipped" if r.get("skipped") else "-")
+            lines.append(f"| {r['primitive']} | {r.get('spec')} | {r['mode']} | {r['T']} | {ms} |")
+    first = [f"{op} {k.split('_')[0]} {k.split('_')[1]}: {v['first_call_s']} s"
+             for op, checks in report["correctness"].items() for k, v in checks.items() if "first_call_s" in v]
+    if first:
+        lines += ["", "First call of each fast path (compile" + (" + autotune" if report.get("fla_autotune") == "full" else "")
+                  + "): " + "; ".join(first)]
     bad = [f"{op}: {k}" for op, checks in report["correctness"].items() for k, v in checks.items() if not v.get("ok")]
     lines += ["", "Correctness checks: " + ("all passed" if not bad else "FAILED " + "; ".join(bad))]
     return "\n".join(lines)
@@ -400,6 +420,12 @@ def main(argv=None):
     ap.add_argument("--primitives", default=",".join(PRIMITIVES))
     ap.add_argument("--fla", action="store_true",
                     help="allow fla's Triton kernels (their first call autotunes for minutes; off in trials)")
+    ap.add_argument("--fla-autotune", choices=("one", "full"), default="one",
+                    help="with --fla: one launch config per kernel (default) or fla's own autotuning")
+    ap.add_argument("--rwkv7-solve", choices=("trsm", "doubling"), default=None,
+                    help="how the RWKV-7 PyTorch form applies its triangular inverse (default: the library's)")
+    ap.add_argument("--tf32", action="store_true",
+                    help="fp32 matmuls on tensor cores (TF32); the recurrent forms' chunk algebra is fp32")
     ap.add_argument("--torch-only", action="store_true",
                     help="disable the fla and Triton paths (measure the chunked PyTorch forms)")
     ap.add_argument("--budget", type=float, default=None, help="seconds per case")
@@ -423,6 +449,13 @@ def main(argv=None):
     tv, fv = versions()
     from proxy_models import backends
     backends.set_fla_enabled(args.fla)
+    from proxy_models.ops.rwkv7 import chunked as rwkv7_chunked_mod
+    if args.rwkv7_solve:
+        rwkv7_chunked_mod.SOLVE = args.rwkv7_solve
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    from proxy_models.ops import fla_launch
+    fla_launch.set_mode(args.fla_autotune)
     if args.torch_only:
         for op in OPS.values():
             for n in ("fla-chunk", "triton"):
@@ -461,10 +494,25 @@ def main(argv=None):
                     rec = run_case(kind, p, T, cfg, device, clock, math.inf if late else None, force=b)
                     alternatives.append(rec)
                     print(json.dumps(rec), flush=True)
+    variants = []
+    if device.type == "cuda" or args.alternatives:
+        for kind, T in (("train", cfg["train_T"][len(cfg["train_T"]) // 2]),
+                        ("prefill", cfg["prefill_T"][len(cfg["prefill_T"]) // 2])):
+            for p in prims:
+                for spec in VARIANTS.get(p, ()):
+                    late = time.perf_counter() - t_start > args.max_minutes * 60
+                    rec = run_case(kind, p, T, cfg, device, clock, math.inf if late else None,
+                                   force=dispatch.TORCH if p in OPS else None, spec=spec)
+                    variants.append(rec)
+                    print(json.dumps(rec), flush=True)
+    from proxy_models.ops import fla_launch
     report = {"device": dev_name, "device_type": device.type, "torch": torch.__version__, "triton": tv,
               "fla": fv, "python": platform.python_version(), "settings": cfg, "primitives": prims,
               "torch_only": args.torch_only, "correctness": checks, "results": results,
-              "alternatives": alternatives,
+              "alternatives": alternatives, "variants": variants,
+              "fla_autotune": fla_launch.mode() if args.fla else None,
+              "rwkv7_solve": rwkv7_chunked_mod.SOLVE, "tf32": bool(args.tf32),
+              "fla_launch_configs": dict(fla_launch.CHOSEN),
               "wall_s": round(time.perf_counter() - t_start, 1)}
     text = summary(report)
     report["summary_markdown"] = text

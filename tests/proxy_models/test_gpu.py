@@ -43,8 +43,11 @@ def test_moe_grouped_mm_on_gpu_matches_dense_reference():
     x = torch.randn(4, 256, 256, device=DEV, requires_grad=True)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         y = m(x, Ctx())
+        # the reference under the same autocast: routing from the same bf16 router logits (an fp32
+        # reference picks other experts for the 0.1% of tokens whose top-k scores nearly tie)
+        ref = m.dense_reference(x)
     assert m.backend == "grouped-mm", backends.OPS["moe_dispatch"]
-    torch.testing.assert_close(y.float(), m.dense_reference(x), rtol=5e-2, atol=5e-2)
+    torch.testing.assert_close(y.float(), ref.float(), rtol=5e-2, atol=5e-2)
     y.float().square().mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 

@@ -45,6 +45,15 @@ def test_default_chunk_over_several_chunks_matches_sequential(init):
                  atol=3e-5, rtol=3e-4)
 
 
+@pytest.mark.parametrize("T", (5, 64, 130))
+def test_doubling_inverse_solve_matches_sequential(T, monkeypatch):
+    from proxy_models.ops.rwkv7 import chunked
+    monkeypatch.setattr(chunked, "SOLVE", "doubling")
+    assert_agree(lambda **a: rwkv7_chunked(**a, chunk=64), rwkv7_naive, inputs(T, init=T % 2 == 1, H=2, K=16, V=16),
+                 atol=3e-5, rtol=3e-4)
+    assert_agree(lambda **a: rwkv7_chunked(**a, chunk=5), rwkv7_naive, inputs(T, init=False))
+
+
 def test_chunk_state_recurrence_backward_is_exact():
     from proxy_models.ops.rwkv7.chunked import _ChunkStates
     g = torch.Generator().manual_seed(3)

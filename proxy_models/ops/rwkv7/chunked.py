@@ -45,6 +45,11 @@ import torch
 import torch.nn.functional as F
 
 MAX_CHUNK = 64
+# How (I - A_ab)^-1 is applied: "trsm" (torch.linalg.solve_triangular) or "doubling" (the
+# explicit inverse from log2(L) squarings, (I - A)^-1 = (I + A)(I + A^2)(I + A^4)...: matmuls
+# only, exact since A is strictly lower triangular, so A^L = 0). Which is faster depends on the
+# GPU's batched trsm; benchmarks/primitives.py --rwkv7-solve measures both.
+SOLVE = "trsm"
 
 
 @functools.lru_cache(maxsize=16)
@@ -61,6 +66,20 @@ def _constants(L: int, device: torch.device):
     sel = torch.ones(2, L, device=device)
     sel[0, L // 2 + 1:] = 0
     return mask, sel
+
+
+def _unit_lower_solve(nA: torch.Tensor, Z: torch.Tensor, L: int) -> torch.Tensor:
+    """(I + strict_lower(nA))^-1 Z, with nA's diagonal ignored (it is 0 here)."""
+    if SOLVE == "trsm" or L <= 2:
+        return torch.linalg.solve_triangular(nA, Z, upper=False, unitriangular=True)
+    A = -nA                                       # strictly lower: (I - A)^-1 = sum_m A^m
+    X = A + torch.eye(L, device=nA.device, dtype=nA.dtype)
+    P, span = A, 2
+    while span < L:                               # X = sum_{m < 2 span} A^m after each round
+        P = P @ P
+        X = torch.baddbmm(X.flatten(0, -3), X.flatten(0, -3), P.flatten(0, -3)).view(X.shape)
+        span *= 2
+    return X @ Z
 
 
 class _ChunkStates(torch.autograd.Function):
@@ -151,7 +170,7 @@ def rwkv7_chunked(r, w, k, v, a, b, initial_state=None, chunk: int = 64, output_
         Z_r, Z_a = Z.view(B, H, n, 2, L, K + V).unbind(3)
         A_rb, nA_ab = P_b.reshape(B, H, n, 2, L, L).unbind(3)
         # [W | U] = (I - A_ab)^-1 [a G_{t-1} | A_ak v]; the solve reads only the strict lower part
-        sol = torch.linalg.solve_triangular(nA_ab, Z_a, upper=False, unitriangular=True)
+        sol = _unit_lower_solve(nA_ab, Z_a, L)
         # [Q | O] = [r G_t | A_rk v] + A_rb [W | U]
         Q, O = torch.baddbmm(Z_r.flatten(0, 2), A_rb.flatten(0, 2), sol.flatten(0, 2)).split([K, V], dim=-1)
         # [M | N] = (b G_L/G)^T [W | U] + [diag(G_L) | (k G_L/G)^T v]
