@@ -4,9 +4,9 @@
 # the GPU test file. Run from the repo root on the GPU machine with the wheels installed; writes to $OUT.
 set -o pipefail
 cd "$(dirname "$0")/.."
-for v in "rwkv7_solve=trsm" "rwkv7_solve=doubling" "rwkv7_solve=trsm --variant tf32=1" "rwkv7_solve=doubling --variant tf32=1"; do
+for v in "rwkv7_solve=trsm" "rwkv7_solve=doubling" "rwkv7_solve=doubling --variant tf32=1"; do
   tag=$(echo "$v" | tr -c 'a-z0-9\n' '_' | sed 's/__*/_/g')
-  timeout 90 python3 benchmarks/profile_primitive.py rwkv7 attention --T 2048 --variant $v \
+  timeout 60 python3 benchmarks/profile_primitive.py rwkv7 attention --T 2048 --variant $v \
     --out "$OUT/profile-$tag.json" > "$OUT/profile-$tag.txt" 2>&1
   echo "profile $v rc=$?"; grep "^== " "$OUT/profile-$tag.txt"; cat "$OUT/profile-$tag.txt" >> "$OUT/profiles.log"
 done
@@ -33,7 +33,7 @@ print(" ".join(args))
 PY
 )
 echo "fastest variant: $best"
-timeout 150 python3 benchmarks/primitives.py $best --out "$OUT/primitives-best.json" --max-minutes 2 > "$OUT/prim_best.log" 2>&1
+timeout 100 python3 benchmarks/primitives.py $best --out "$OUT/primitives-best.json" --max-minutes 1.3 > "$OUT/prim_best.log" 2>&1
 echo "primitives rc=$?"; tail -32 "$OUT/prim_best.log"
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/proxy_models/test_gpu.py > "$OUT/gputest.log" 2>&1
+timeout 70 python3 -m pytest -q -p no:cacheprovider tests/proxy_models/test_gpu.py > "$OUT/gputest.log" 2>&1
 echo "gpu tests rc=$?"; tail -8 "$OUT/gputest.log"

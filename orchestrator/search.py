@@ -40,6 +40,7 @@ Design choices
 """
 from __future__ import annotations
 
+
 import json
 import math
 import os
@@ -415,13 +416,13 @@ def make_searcher(cfg: StudyConfig, space, url: str, orphans: list[int] | None =
 
 
 def optuna_storage(url: str):
-    import optuna
+    from .optuna_storage import PasswordFreeRDBStorage
     kw = {}
     if url.startswith("sqlite"):
         kw = {"connect_args": {"timeout": 60}}
     else:
         kw = {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kw)
+    return PasswordFreeRDBStorage(url, engine_kwargs=kw)
 
 
 def create_optuna_study(prep: Prepared):
