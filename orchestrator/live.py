@@ -17,6 +17,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .driver_store import DriverStoreHandle
+
 
 def _fmt(v) -> str:
     try:
@@ -46,7 +48,7 @@ def pareto_table(frame, objectives: list[tuple[str, str]], title: str = "Pareto 
     return t
 
 
-class LiveView(Callback):
+class LiveView(DriverStoreHandle, Callback):
     def __init__(self, cfg, store, console: Console | None = None, live: bool | None = None, already: int = 0):
         self.study = cfg.study
         self.objectives = list(zip(cfg.metric_names, cfg.directions))
@@ -70,9 +72,10 @@ class LiveView(Callback):
                     pass
             self._refresh_front()
 
-    # Tune pickles its callbacks with the experiment state; the live parts stay in this process.
+    # Tune pickles its callbacks with the experiment state; the live parts (and the store, see
+    # DriverStoreHandle) stay in this process.
     def __getstate__(self):
-        d = dict(self.__dict__)
+        d = DriverStoreHandle.__getstate__(self)
         d.update(_lock=None, _live=None, console=None)
         return d
 

@@ -515,19 +515,24 @@ def _worker_errors(store, study: str):
     could not write it itself."""
     from ray.tune import Callback
 
-    class _WorkerErrors(Callback):
+    from .driver_store import DriverStoreHandle
+
+    class _WorkerErrors(DriverStoreHandle, Callback):
         def on_trial_error(self, iteration, trials, trial, **info):
             cfg = trial.config or {}
             number = cfg.get("hn_number", (cfg.get("job") or {}).get("hn_number"))
             if number is None:
                 return
             err = getattr(trial, "error_msg", None) or "the Ray worker running this trial died"
+            store = self.store
             try:
                 if store.trial(study, int(number))["status"] == "running":
                     store.record_trial_failure(study, int(number), f"worker error: {str(err).strip().splitlines()[-1][:300]}")
             except Exception:
                 store.record_trial_failure(study, int(number), "worker error before the trial was stored")
-    return _WorkerErrors()
+    cb = _WorkerErrors()
+    cb.store = store
+    return cb
 
 
 def _tune_run(prep: Prepared, trainable, *, param_space, num_samples, search_alg, scheduler, name, view, study):

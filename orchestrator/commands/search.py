@@ -73,3 +73,5 @@ def print_summary(console, cfg, out) -> None:
     console.print(f"dashboard: hybrid-nas dashboard --storage {out.storage}", soft_wrap=True, highlight=False)
     console.print(f"export:    hybrid-nas export --study {out.study} --storage {out.storage} --pareto --out exported/",
                   soft_wrap=True, highlight=False)
+    if ":***@" in out.storage:
+        console.print("(the database password is not printed: put yours in place of ***)", highlight=False)
