@@ -202,11 +202,12 @@ OPS: dict[str, dict[str, tuple[Candidate, ...]]] = {
 
 
 _CHOSEN: dict[tuple, str] = {}
-# fla's kernels autotune for minutes on their first call in a process; search trials turn them
-# off (orchestrator/packing.py), benchmarks and direct use keep them
-# fla's kernels are opt-in. Measured on an H100 (triton 3.6, fla 0.6): the first call in a
-# process spends minutes autotuning (chunk_retention fwd+bwd 125 s, chunk_rwkv7 > 170 s), which no
-# proxy trial pays back, and chunk_retention's backward failed our self-test (relative error ~1).
+# fla's kernels are opt-in. Measured (triton 3.6, fla 0.6): with fla's own autotuning the first
+# call in a process spent minutes (H100: chunk_retention fwd+bwd 125 s, chunk_rwkv7 > 170 s); with
+# one launch config per kernel (ops/fla_launch.py, the default now) 2-10 s (H200). But on the H200
+# chunk_rwkv7 trained no faster than our PyTorch form at T=2K (12.1 vs 12.9 ms), the gated SSD
+# backward is refused on Hopper, and chunk_retention's backward failed our self-test (relative
+# error ~1), so nothing a trial runs gains enough to turn them on by default.
 # Benchmarks and `fla_kernels: true` in a study config turn them on.
 _FLA_ENABLED = False
 
