@@ -32,7 +32,8 @@ ChannelMixer = Annotated[Union[tuple(CHANNEL_MIXERS.values())], Field(discrimina
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: YAML `heads: true` or `window: 2.0` is an error, not a silent 1 or 2
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class ParallelGroup(_Frozen):
@@ -103,8 +104,10 @@ class RecursionGroup(_Frozen):
         for c in cap:
             if not (0.0 < c <= 1.0):
                 raise ValueError(f"capacity {c} must be in (0, 1]")
-        if any(b > a for a, b in zip(cap, cap[1:])):
-            raise ValueError(f"capacity {list(cap)} must not increase with depth")
+        if any(b >= a for a, b in zip(cap, cap[1:])):
+            # each deeper recursion keeps fewer tokens (MoR); an equal step would make the
+            # router's choice at that depth meaningless
+            raise ValueError(f"capacity {list(cap)} must decrease with depth")
         return cap
 
     @model_validator(mode="after")
@@ -307,9 +310,34 @@ class Architecture(_Frozen):
                 uses[b["share"]] = uses.get(b["share"], 0) + 1
         names = {k: f"s{i}" for i, k in enumerate(k for k, n in uses.items() if n > 1)}
         items = [dict(b, share=names.get(b["share"])) if "share" in b else b for b in items]
+        items = [self._canonical_specs(b) for b in items]
         d = self.model_dump(mode="json", exclude={"name", "blocks"})
         d["blocks"] = items
         return d
+
+    def _canonical_specs(self, item: dict) -> dict:
+        """Replace each mixer / channel dict by its spec's canonical form (see Spec.canonical)."""
+        from .registry import CHANNEL_MIXERS, TOKEN_MIXERS
+        d = self.d_model
+
+        def spec(dct, table):
+            return table[dct["type"]](**{k: v for k, v in dct.items()}).canonical(d)
+
+        def block(b):
+            b = dict(b)
+            m = b.get("mixer")
+            if isinstance(m, dict) and "parallel" in m:
+                b["mixer"] = dict(m, parallel=[spec(x, TOKEN_MIXERS) for x in m["parallel"]])
+            elif isinstance(m, dict):
+                b["mixer"] = spec(m, TOKEN_MIXERS)
+            if isinstance(b.get("channel"), dict):
+                b["channel"] = spec(b["channel"], CHANNEL_MIXERS)
+            return b
+        if "recursion" in item:
+            rec = dict(item["recursion"])
+            rec["body"] = [block(b) for b in rec["body"]]
+            return dict(item, recursion=rec)
+        return block(item)
 
     def fingerprint(self) -> str:
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))

@@ -6,6 +6,7 @@ for what aliases would be used for. Errors come back as `GenomeError` naming the
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,16 @@ def load_yaml(path_or_text) -> tuple[Any, str | None]:
         try:
             if p.is_dir():
                 raise GenomeError("is a directory, not a YAML file", src)
-            size = p.stat().st_size
-            if size > MAX_BYTES:
-                raise GenomeError(f"file is {size} bytes; the limit is {MAX_BYTES}", src)
-            raw = p.read_bytes()
+            st = p.stat()
+            if not stat.S_ISREG(st.st_mode):
+                # a FIFO would block the read, a device like /dev/zero never ends
+                raise GenomeError("is not a regular file", src)
+            if st.st_size > MAX_BYTES:
+                raise GenomeError(f"file is {st.st_size} bytes; the limit is {MAX_BYTES}", src)
+            with open(p, "rb") as f:
+                raw = f.read(MAX_BYTES + 1)  # bounded even if the file grows after stat()
+            if len(raw) > MAX_BYTES:
+                raise GenomeError(f"file is over {MAX_BYTES} bytes, the limit", src)
         except OSError as e:
             raise GenomeError(f"cannot read: {e.strerror}", src) from None
         try:

@@ -24,6 +24,13 @@ class AttentionSpec(TokenMixerSpec):
     def n_kv(self) -> int:
         return self.kv_heads or self.heads
 
+    def canonical(self, d_model):
+        # kv_heads equal to heads is plain multi-head attention, the same layer as kv_heads: null
+        d = self.model_dump(mode="json")
+        if d["kv_heads"] == self.heads:
+            d["kv_heads"] = None
+        return d
+
     def check(self, d_model):
         out = []
         if d_model % self.heads:

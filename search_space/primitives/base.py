@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: YAML `heads: true` or `window: 2.0` is an error, not a silent 1 or 2
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     #: short code used in block patterns (`M2 M2 A|M1 R`)
     code: ClassVar[str] = ""
@@ -20,6 +21,11 @@ class Spec(BaseModel):
     def check(self, d_model: int) -> list[tuple[str, str]]:
         """Problems that depend on d_model, as (relative field path, message)."""
         return []
+
+    def canonical(self, d_model: int) -> dict:
+        """This spec as the fingerprint sees it: every field spelled out, and values that mean
+        the same layer written one way (a spec overrides this where a value has two spellings)."""
+        return self.model_dump(mode="json")
 
 
 class TokenMixerSpec(Spec):

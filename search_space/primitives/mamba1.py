@@ -25,6 +25,13 @@ class Mamba1Spec(TokenMixerSpec):
     def rank(self, d_model: int) -> int:
         return math.ceil(d_model / 16) if self.dt_rank == "auto" else int(self.dt_rank)
 
+    def canonical(self, d_model):
+        # a dt_rank equal to what "auto" resolves to at this d_model is the same layer
+        d = self.model_dump(mode="json")
+        if d["dt_rank"] == math.ceil(d_model / 16):
+            d["dt_rank"] = "auto"
+        return d
+
     def check(self, d_model):
         if self.dt_rank != "auto" and int(self.dt_rank) < 1:
             return [("dt_rank", f"{self.dt_rank} must be 'auto' or >= 1")]

@@ -180,7 +180,15 @@ BAD = {
                         "blocks[0].channel.top_k", "exceeds experts 4"),
     "empty blocks": ("d_model: 128\nblocks: []\n", "blocks", "at least 1 item"),
     "capacity increasing": ("d_model: 128\nblocks:\n  - recursion:\n      max_depth: 3\n      capacity: [1.0, 0.5, 0.75]\n"
-                            "      body: [{mixer: {type: mamba2}}]\n", "blocks[0].recursion.capacity", "must not increase"),
+                            "      body: [{mixer: {type: mamba2}}]\n", "blocks[0].recursion.capacity", "must decrease"),
+    "capacity not decreasing": ("d_model: 128\nblocks:\n  - recursion:\n      max_depth: 2\n      capacity: [0.5, 0.5]\n"
+                                "      body: [{mixer: {type: mamba2}}]\n", "blocks[0].recursion.capacity", "must decrease"),
+    "bool for an int": ("d_model: 128\nblocks:\n  - mixer: {type: attention, heads: true}\n",
+                        "blocks[0].mixer.heads", "valid integer (got True)"),
+    "float for an int": ("d_model: 128\nblocks:\n  - mixer: {type: attention, heads: 4, window: 2.0}\n",
+                         "blocks[0].mixer.window", "valid integer (got 2.0)"),
+    "yes for repeat": ("d_model: 128\nblocks:\n  - {mixer: {type: mamba2}, repeat: yes}\n",
+                       "blocks[0].repeat", "valid integer (got True)"),
     "capacity length": ("d_model: 128\nblocks:\n  - recursion:\n      max_depth: 3\n      capacity: [1.0, 0.5]\n"
                         "      body: [{mixer: {type: mamba2}}]\n", "blocks[0].recursion.capacity", "max_depth is 3"),
     "share joins shapes": ("d_model: 128\nblocks:\n  - {mixer: {type: attention, heads: 4}, share: x}\n"
@@ -235,3 +243,15 @@ def test_files_huge_binary_missing_directory(tmp_path):
         with pytest.raises(GenomeError) as e:
             Architecture.from_yaml(str(path))
         assert words in str(e.value) and str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("plain, spelled", [
+    ("{type: attention, heads: 4}", "{type: attention, heads: 4, kv_heads: 4}"),
+    ("{type: mamba1}", "{type: mamba1, dt_rank: 8}"),  # auto = ceil(128 / 16)
+], ids=["kv_heads-equal-to-heads", "dt_rank-equal-to-auto"])
+def test_two_spellings_of_one_layer_have_one_fingerprint(plain, spelled):
+    def arch(m):
+        return Architecture.from_yaml(f"d_model: 128\nblocks:\n  - mixer: {m}\n  - mixer:\n      parallel: [{m}, {{type: mamba2}}]\n")
+    assert arch(plain).fingerprint() == arch(spelled).fingerprint()
+    other = spelled.replace("kv_heads: 4", "kv_heads: 2").replace("dt_rank: 8", "dt_rank: 9")
+    assert arch(other).fingerprint() != arch(plain).fingerprint()

@@ -87,6 +87,15 @@ def test_each_bad_file_is_one_clear_line(tmp_path, name):
     assert "Traceback" not in r.output
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_endless_and_blocking_files_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would block forever
+    r = run("validate", "/dev/zero", fifo)  # /dev/zero would never end
+    assert r.exit_code == 2
+    assert error_lines(r) == ["error: /dev/zero: is not a regular file", f"error: {fifo}: is not a regular file"]
+
+
 def test_huge_binary_missing_directory_and_many_problems_at_once(tmp_path):
     huge = tmp_path / "huge.yaml"
     huge.write_text("d_model: 128\n" + "#" * (MAX_BYTES + 10) + "\n")
@@ -102,8 +111,8 @@ def test_huge_binary_missing_directory_and_many_problems_at_once(tmp_path):
                      f"error: {binary}: not UTF-8 text",
                      f"error: {tmp_path / 'missing.yaml'}: no such file",
                      f"error: {tmp_path}: is a directory, not a YAML file",
-                     f"error: {types}: d_model: Input should be a valid integer, unable to parse string as an integer (got 'wide')",
-                     f"error: {types}: blocks[0].mixer.heads: Input should be a valid integer, unable to parse string as an integer (got 'four')"]
+                     f"error: {types}: d_model: Input should be a valid integer (got 'wide')",
+                     f"error: {types}: blocks[0].mixer.heads: Input should be a valid integer (got 'four')"]
     assert f"{good}: ok" in r.stdout
 
 
