@@ -115,7 +115,8 @@ def make_engine(url: URL, *, busy_timeout_ms: int = 30_000, connect_timeout_s: i
 # psycopg's words for "could not connect at all": wrong host/port, no such database, bad
 # password, timeout. Not retried when opening, so an unreachable server is reported at once.
 _CONNECT_FAILURES = ("connection failed", "connection refused", "could not connect", "timeout expired",
-                     "does not exist", "authentication failed", "no such host", "name or service not known")
+                     "does not exist", "authentication failed", "no such host", "name or service not known",
+                     "invalid port", "connection is bad", "invalid connection option", "invalid dsn")
 
 
 def is_transient(exc: BaseException, connecting: bool = False) -> bool:

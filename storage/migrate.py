@@ -55,9 +55,24 @@ def _locked(engine: Engine, fn):
             fn(conn)
 
 
+def known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(config()).get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown id
+        return False
+
+
+class NewerSchema(Exception):
+    """The database's schema revision is one this version of the code does not know."""
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    if revision == "head" and current(engine) == head():
+    cur = current(engine)
+    if revision == "head" and cur == head():
         return  # the common case: no lock, no write
+    if cur is not None and not known(cur):
+        # written by a newer hybrid-nas: alembic would fail with "Can't locate revision"
+        raise NewerSchema(cur)
     _locked(engine, lambda conn: command.upgrade(config(conn), revision))
 
 

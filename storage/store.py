@@ -195,8 +195,17 @@ class Store:
             # right after it was made, is retried.
             probe = lambda: self._holder.get().connect().close()  # noqa: E731
             self._retry.call(probe, "open storage", self.url, connecting=True)
+            if not self._opts["create"]:
+                # read-only use: never put our tables into a database that has none of them
+                rev = self._retry.call(lambda: migrate.current(self._holder.get()), "read the schema", self.url)
+                if rev is None:
+                    raise StoreError(f"no hybrid-nas store in {hide(self.url)} (no hnas_* tables; a search creates them)")
             # ...while the upgrade, racing other processes, retries like any write.
-            self._retry.call(lambda: migrate.upgrade(self._holder.get()), "upgrade the schema", self.url)
+            try:
+                self._retry.call(lambda: migrate.upgrade(self._holder.get()), "upgrade the schema", self.url)
+            except migrate.NewerSchema as e:
+                raise StoreError(f"the store in {hide(self.url)} has schema revision {e.args[0]!r}, newer than this "
+                                 f"hybrid-nas knows (up to {migrate.head()!r}): upgrade hybrid-nas") from None
         self._opened_pid = os.getpid()
 
     def engine(self):

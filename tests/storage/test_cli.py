@@ -98,3 +98,44 @@ def test_installed_command_exit_code(tmp_path):
     p = subprocess.run([sys.executable, "-m", "orchestrator.cli", "studies", "--storage", str(notdb)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "not a database" in p.stderr
+
+
+def test_read_only_commands_never_create_tables_in_a_foreign_database(tmp_path):
+    import sqlite3
+    other = tmp_path / "someone-elses.db"
+    with sqlite3.connect(other) as c:
+        c.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    for args in (("studies",), ("trials", "demo")):
+        r = run(*args, "--storage", str(other))
+        assert r.exit_code == 2 and "no hybrid-nas store" in r.output, r.output
+    with sqlite3.connect(other) as c:
+        tables = {row[0] for row in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"notes"}
+
+
+def test_a_store_from_a_newer_version_is_one_line(db_url):
+    from sqlalchemy import text
+    with Store(db_url) as s:
+        s.create_study("demo", "", OBJ)
+        with s.engine().begin() as conn:
+            old = conn.execute(text("SELECT version_num FROM hnas_alembic_version")).scalar_one()
+            conn.execute(text("UPDATE hnas_alembic_version SET version_num = 'f0f0f0f0newer'"))
+    try:
+        r = run("studies", "--storage", db_url)
+        assert r.exit_code == 2, r.output
+        assert "schema revision 'f0f0f0f0newer', newer than this hybrid-nas knows" in r.output
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    finally:
+        with _raw(db_url) as conn:
+            conn.execute(text("UPDATE hnas_alembic_version SET version_num = :v"), {"v": old})
+
+
+def _raw(url):
+    from sqlalchemy import create_engine
+    from storage.engine import normalize_url
+    return create_engine(normalize_url(url)).begin()
+
+
+def test_an_invalid_port_is_reported_at_once():
+    r = run("studies", "--storage", "postgresql+psycopg://postgres@127.0.0.1:99999/test")
+    assert r.exit_code == 2 and "invalid port" in r.output and "attempts" not in r.output, r.output
