@@ -91,3 +91,94 @@ def test_writers_survive_server_restarts(private_pg):
     assert retries > 0, f"no writer met the restarts (server down {down} s): the test injected nothing"
     print(f"\nrestarts {private_pg.restarts} (down {[round(d, 2) for d in down]} s), retries {retries}, "
           f"rows {total}, curve points {counts['curve_points']}")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_a_search_survives_server_restarts(private_pg, ray_session):
+    """The same fault under a real search: Ray Tune workers write their trials through `Store`,
+    the driver asks and tells Optuna through its RDBStorage, both in the restarted database.
+    The server is restarted twice while trials run; the search must end normally with every trial
+    complete, stored once, and Optuna's study agreeing with the store."""
+    import threading
+
+    from orchestrator.config import load_config_data
+    from orchestrator.search import run_search
+
+    from .search_helpers import KILLABLE, study_config
+    from .test_search_faults import check_study_consistent
+
+    url, study, trials = private_pg.url, "restart-search", 6
+    cfg = load_config_data(study_config(url, study, trials=trials, concurrency=2, fidelity=KILLABLE))
+    down, errors = [], []
+
+    def restarter():
+        try:
+            for mode, after in (("fast", 1), ("immediate", 3)):
+                deadline = time.time() + 300
+                while _count(url, study) < after and time.time() < deadline:
+                    time.sleep(0.2)
+                time.sleep(0.5)  # into the next trials
+                down.append(private_pg.restart(mode))
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(repr(e))
+
+    t = threading.Thread(target=restarter, daemon=True)
+    t.start()
+    out = run_search(cfg, live=False)
+    t.join(60)
+    assert not errors, errors
+    assert len(down) == 2, f"the server was restarted {len(down)} times: the search ended before the faults"
+    res = check_study_consistent(url, study, trials)
+    assert out.complete == trials and res["by_status"] == {"complete": trials}, (res, out)
+    print(f"\nsearch: {trials} trials complete through 2 restarts (down {[round(d, 2) for d in down]} s)")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_driver_optuna_calls_ride_out_restarts(private_pg):
+    """The driver's side alone, with no gaps for a restart to fall into: ask/tell in a tight
+    loop through the storage the search uses while the server is restarted (fast, then
+    immediate). No call may fail; the retry counter shows the restarts did hit calls in flight."""
+    import threading
+
+    import optuna
+
+    from orchestrator import optuna_storage
+    from orchestrator.search import optuna_storage as make_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = make_storage(private_pg.url)
+    study = optuna.create_study(storage=storage, study_name="driver-restarts", directions=["maximize"],
+                                load_if_exists=True)
+    before = dict(optuna_storage.RETRIES)
+    stop, errors, told = threading.Event(), [], []
+
+    def driver():
+        try:
+            while not stop.is_set():
+                t = study.ask()
+                x = t.suggest_float("x", 0, 1)
+                study.tell(t, x)
+                told.append(t.number)
+        except Exception as e:  # noqa: BLE001 - the assertion below reports it
+            errors.append(f"{type(e).__name__}: {e}")
+
+    th = threading.Thread(target=driver, daemon=True)
+    th.start()
+    time.sleep(1.0)
+    down = [private_pg.restart("fast"), private_pg.restart("immediate")]
+    time.sleep(1.0)
+    stop.set()
+    th.join(150)
+    assert not errors, errors
+    retried = optuna_storage.RETRIES["calls"] - before["calls"]
+    assert retried > 0, f"no Optuna call met the restarts (down {down} s): the test injected nothing"
+    trials = study.get_trials(deepcopy=False)
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials[:len(told)])
+    print(f"\ndriver: {len(told)} ask/tell through 2 restarts (down {[round(d, 2) for d in down]} s), "
+          f"{retried} calls retried")

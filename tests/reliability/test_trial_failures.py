@@ -49,6 +49,23 @@ def test_evaluate_records_failure_with_reason(case):
     assert res.wall_time_s >= 0 and "\n" not in res.error
 
 
+def test_memory_exceeded_during_training_is_caught_mid_run():
+    """The other memory path: a limit above the up-front estimate but below what the process
+    really holds, so the estimate passes and the resident-set check inside the training loop
+    (every report) ends the trial; its curves so far are kept."""
+    from evaluators import evaluate
+    from evaluators.efficiency import rss_mib
+    from evaluators.evaluate import estimate_train_memory_mib
+    from search_space import Architecture
+    arch = Architecture.from_yaml(EXAMPLES / "architectures" / "transformer.yaml")
+    limit = 2 * estimate_train_memory_mib(arch, tiny())
+    assert limit < rss_mib(), "the process must already hold more than the limit"
+    res = evaluate(arch, tiny(max_memory_mib=limit), device="cpu", seed=0)
+    assert res.status == "failed", (res.status, res.error)
+    assert "memory limit exceeded: resident set" in res.error, res.error
+    assert res.extra["estimated_train_memory_mib"] <= limit
+
+
 def test_nan_result_is_stored_as_failed_with_reason(sqlite_url):
     """A failed TrialResult (with non-finite curve values) goes through the store as failed, with
     its reason, and the non-finite values come back as such."""
