@@ -29,7 +29,7 @@ import time
 import optuna
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
 log = logging.getLogger(__name__)
 RETRY_S = 120.0
@@ -56,7 +56,9 @@ def _masked(url: str) -> str:
 def _transient(exc: BaseException) -> bool:
     from storage.engine import is_transient
     cause = exc.__cause__ if isinstance(exc, StorageInternalError) else exc
-    return isinstance(cause, DBAPIError) and is_transient(cause)
+    # PendingRollbackError: the thread's session still holds a connection the restart broke;
+    # dropping the session (below) clears it
+    return isinstance(cause, PendingRollbackError) or (isinstance(cause, DBAPIError) and is_transient(cause))
 
 
 def _retrying(name: str, fn):
@@ -77,6 +79,10 @@ def _retrying(name: str, fn):
             except Exception as e:  # noqa: BLE001 - only transient database errors are retried
                 if not _transient(e) or time.monotonic() > deadline:
                     raise
+                try:
+                    self.remove_session()  # a fresh session (and pooled connection) next attempt
+                except Exception:  # noqa: BLE001 - closing a broken session may fail; the retry decides
+                    pass
                 attempt += 1
                 RETRIES["attempts"] += 1
                 if attempt == 1:

@@ -165,7 +165,8 @@ def test_driver_optuna_calls_ride_out_restarts(private_pg):
                 study.tell(t, x)
                 told.append(t.number)
         except Exception as e:  # noqa: BLE001 - the assertion below reports it
-            errors.append(f"{type(e).__name__}: {e}")
+            import traceback
+            errors.append(f"{type(e).__name__}: {e} (cause: {e.__cause__!r})\n{traceback.format_exc()[-1500:]}")
 
     th = threading.Thread(target=driver, daemon=True)
     th.start()
@@ -174,7 +175,7 @@ def test_driver_optuna_calls_ride_out_restarts(private_pg):
     time.sleep(1.0)
     stop.set()
     th.join(150)
-    assert not errors, errors
+    assert not errors, "\n".join(errors)
     retried = optuna_storage.RETRIES["calls"] - before["calls"]
     assert retried > 0, f"no Optuna call met the restarts (down {down} s): the test injected nothing"
     trials = study.get_trials(deepcopy=False)
