@@ -132,6 +132,32 @@ def check_fidelity(fid, objectives: list[str], constraints: list[str], field_nam
     return resolved
 
 
+def probe_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail at once, before anything is written, when a cluster address cannot be reached:
+    `ray.init` itself retries an unreachable GCS for many minutes."""
+    if not address or address == "local":
+        return
+    target = address
+    if address == "auto":
+        from ray._private import services
+        try:
+            target = services.canonicalize_bootstrap_address("auto")
+        except Exception:  # noqa: BLE001 - Ray's own error types vary by version
+            target = None
+        if not target:
+            raise ConfigError("address", "no running Ray cluster found for 'auto' (start one with `ray start "
+                                         "--head`, or set RAY_ADDRESS)")
+    hostport = target[len("ray://"):] if target.startswith("ray://") else target
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("address", f"{address!r} is not 'auto', HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError("address", f"cannot reach the Ray cluster at {address!r} ({hostport}): "
+                                     f"{e.strerror or type(e).__name__}") from None
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> bool:
     """Start an embedded Ray (address None) or join a cluster. Returns True if we started it."""
     import ray
@@ -185,6 +211,8 @@ def preflight(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
     # a sampler with bad options must fail here, not in the middle of Tune's set-up
     make_sampler(cfg.sampler, space=space, trials=cfg.trials, concurrency=cfg.concurrency or 1, seed=cfg.seed)
     url, shown = _absolute_storage(cfg.storage)
+    address = address or cfg.address
+    probe_ray_address(address)  # before the store: an unreachable cluster must leave nothing behind
     # resuming needs an existing store: a mistyped SQLite path must not create an empty one
     store = Store(url, create=not resume)
     from storage import StoreError
@@ -197,7 +225,6 @@ def preflight(cfg: StudyConfig, *, resume: bool = False, address: str | None = N
                                    "or pick another --study")
     if study is None and resume:
         raise ConfigError("study", f"no study {cfg.study!r} in {shown} to resume")
-    address = address or cfg.address
     started = init_ray(address, cfg.num_cpus)
     packing = None
     try:

@@ -51,6 +51,22 @@ def test_unreachable_storage(tmp_path):
     assert "hunter2" not in r.output
 
 
+@pytest.mark.parametrize("address, needles", [
+    ("127.0.0.1:1", ["address", "cannot reach the Ray cluster", "127.0.0.1:1"]),
+    ("ray://127.0.0.1:1", ["address", "cannot reach"]),
+    ("not-an-address", ["address", "is not 'auto', HOST:PORT"]),
+])
+def test_unreachable_ray_cluster_fails_at_once_and_writes_nothing(tmp_path, address, needles):
+    import time
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    cfg = write_config(tmp_path, study_config(tmp_path, url))
+    t0 = time.time()
+    r, lines = _run(["search", str(cfg), "--address", address])
+    _assert_one_line(r, lines, *needles)
+    assert time.time() - t0 < 30, "ray.init retries an unreachable cluster for minutes: we must not wait for it"
+    assert not (tmp_path / "store.db").exists()
+
+
 @pytest.mark.ray
 def test_resources_the_cluster_cannot_give(ray_local, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
