@@ -16,7 +16,7 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import select
 
-from storage import Store
+from storage import IncrementalTrials, Store
 from storage.models import architectures
 
 from .data import Objective, prepare, primitives_in
@@ -61,14 +61,21 @@ def primitives_by_fingerprint(url: str, fingerprints) -> dict[str, frozenset]:
     return memo
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _incremental(url: str, study: str, created: str) -> IncrementalTrials:
+    # keyed by the study's creation time too: a study deleted and created again starts over
+    return IncrementalTrials(store(url), study)
+
+
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=3600)
 def frame(url: str, study: str, rev: int):
     """The prepared trials frame (categories on the study's objectives, primitives per trial).
 
     `cache_resource`, not `cache_data`: a 10,000-row frame is shared, not unpickled on every
-    run; the views only read it (filters make new frames)."""
+    run; the views only read it (filters make new frames). A new revision reads only the trials
+    written since the last one (`storage.IncrementalTrials`), not the whole study again."""
     info = study_info(url, study, rev)
-    raw = store(url).trials_frame(study)
+    raw = _incremental(url, study, str(info.created_at)).refresh()
     if "fingerprint" in raw and len(raw):
         memo = primitives_by_fingerprint(url, raw["fingerprint"].dropna().unique())
         raw = raw.assign(primitives=[memo.get(f, frozenset()) for f in raw["fingerprint"]])

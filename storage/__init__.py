@@ -9,8 +9,9 @@
 
 See `storage/store.py` for the API and docs/storage.md for the schema and design."""
 from .errors import StoreError
+from .frames import IncrementalTrials
 from .store import (DEFAULT_URL, STUDY_STATUSES, TRIAL_STATUSES, Store, Study, StudySummary,
                     normalize_url)
 
-__all__ = ["Store", "StoreError", "Study", "StudySummary", "DEFAULT_URL", "STUDY_STATUSES",
+__all__ = ["Store", "StoreError", "IncrementalTrials", "Study", "StudySummary", "DEFAULT_URL", "STUDY_STATUSES",
            "TRIAL_STATUSES", "normalize_url"]

@@ -81,6 +81,8 @@ class TrialRow(Base):
         Index("ix_hnas_trials_study_status", "study_id", "status"),
         # "latest results first" for the dashboard's live view (migration 0002)
         Index("ix_hnas_trials_study_finished", "study_id", "finished_at"),
+        # incremental reads: rows written after a revision (migration 0004)
+        Index("ix_hnas_trials_study_rev", "study_id", "rev"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("hnas_studies.id", ondelete="CASCADE"), nullable=False)
@@ -106,6 +108,10 @@ class TrialRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The study revision of this row's last write (migration 0004): writes to one study are
+    # serialized on its revision row, so revision order is commit order and "rev > seen" is
+    # exactly what a reader has not seen yet.
+    rev: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
     # One REAL per catalogue metric (migration 0003), copied from `metrics` on write: Pareto fronts
     # and hypervolumes select these instead of parsing JSON (10x faster at 10k trials). +-inf are
     # kept; NaN and missing are both NULL here (both keep a trial off a front); `metrics` keeps

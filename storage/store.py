@@ -398,9 +398,14 @@ class Store:
         return row["fingerprint"]
 
     # -- trials ---------------------------------------------------------------------------
-    def _bump(self, conn: Connection, sid: int):
-        conn.execute(update(studies).where(studies.c.id == sid).values(
-            revision=studies.c.revision + 1, updated_at=_now()))
+    def _bump(self, conn: Connection, sid: int, numbers: Sequence[int] = ()):
+        """Bump the study's revision (after the trial rows: one lock order for every writer) and
+        stamp the trials this transaction wrote with it (`rev`, for incremental reads)."""
+        rev = conn.execute(update(studies).where(studies.c.id == sid).values(
+            revision=studies.c.revision + 1, updated_at=_now()).returning(studies.c.revision)).scalar_one()
+        if numbers:
+            conn.execute(update(trials).where(trials.c.study_id == sid, trials.c.number.in_(list(numbers)))
+                         .values(rev=rev))
 
     def _upsert_trial(self, conn: Connection, row: dict, *, keep_complete: bool) -> int:
         stmt = self._insert(trials).values(**row)
@@ -431,7 +436,7 @@ class Store:
             if arow is not None:
                 row["architecture_id"] = self._upsert_arch(conn, arow)
             self._upsert_trial(conn, row, keep_complete=True)
-            self._bump(conn, sid)
+            self._bump(conn, sid, [int(number)])
         self._write(fn, "start trial")
 
     def finish_trial(self, study: str, number: int, result: "TrialResult",
@@ -523,7 +528,7 @@ class Store:
                 ids = dict(conn.execute(select(trials.c.number, trials.c.id).where(
                     trials.c.study_id == sid, trials.c.number.in_([n for n, _ in with_points]))).all())
                 self._upsert_points(conn, None, [(ids[n], *p) for n, pts in with_points for p in pts])
-            self._bump(conn, sid)
+            self._bump(conn, sid, numbers)
             return len(batch)
         return self._write(fn, "finish trial" if len(batch) == 1 else "finish trials")
 
@@ -536,7 +541,7 @@ class Store:
             row = dict(study_id=sid, number=int(number), status="failed", error=str(error),
                        finished_at=now, updated_at=now)
             self._upsert_trial(conn, row, keep_complete=False)
-            self._bump(conn, sid)
+            self._bump(conn, sid, [int(number)])
         self._write(fn, "record trial failure")
 
     def _upsert_points(self, conn: Connection, tid: int | None, points: list[tuple]):
@@ -620,13 +625,15 @@ class Store:
             return out
         return self._read(fn)
 
-    def trials_frame(self, study: str, status: str | Sequence[str] | None = None) -> "pd.DataFrame":
+    def trials_frame(self, study: str, status: str | Sequence[str] | None = None,
+                     since_revision: int | None = None) -> "pd.DataFrame":
         """One row per trial, ordered by number. Columns: number, status, fingerprint, pattern,
         fidelity, seed, device, backend (dict), node, feasible, error, started_at, finished_at,
-        updated_at, wall_time_s, every metric of `search_space.metrics.METRICS` (nan where
-        missing), then any other stored metric, then `task:<name>` per task score."""
+        updated_at, rev, wall_time_s, every metric of `search_space.metrics.METRICS` (nan where
+        missing), then any other stored metric, then `task:<name>` per task score.
+        `since_revision`: only trials written after that study revision (see `IncrementalTrials`)."""
         from .frames import trials_frame
-        return self._read(lambda conn: trials_frame(conn, self._study_id(conn, study), status))
+        return self._read(lambda conn: trials_frame(conn, self._study_id(conn, study), status, since_revision))
 
     def pareto_front(self, study: str, objectives: Sequence[tuple[str, str]]) -> "pd.DataFrame":
         """Trials on the Pareto front for 2 or 3 (or more) objectives with mixed directions:

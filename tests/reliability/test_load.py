@@ -24,8 +24,9 @@ def _load(url: str, study: str, per_writer: int):
     with Store(url) as s:  # schema and study up front, so the reader has something to read at once
         from .workload import OBJECTIVES
         s.create_study(study, "", OBJECTIVES)
-    stop, lat, errors = threading.Event(), {}, []
-    reader = threading.Thread(target=reader_loop, args=(url, study, stop, lat, errors), daemon=True)
+    stop, lat, errors, final = threading.Event(), {}, [], {}
+    reader = threading.Thread(target=reader_loop, args=(url, study, stop, lat, errors), kwargs={"final": final},
+                              daemon=True)
     reader.start()
     t0 = time.perf_counter()
     procs = [spawn_writer(url, study, w, per_writer) for w in range(WRITERS)]
@@ -38,7 +39,7 @@ def _load(url: str, study: str, per_writer: int):
         stop.set()
         reader.join(60)
     wall = time.perf_counter() - t0
-    return results, lat, errors, wall
+    return results, lat, errors, wall, final
 
 
 @pytest.mark.slow
@@ -46,7 +47,7 @@ def _load(url: str, study: str, per_writer: int):
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
 def test_concurrent_writers_while_dashboard_reads(backend, request):
     url = request.getfixturevalue(f"{backend}_url")
-    results, lat, errors, wall = _load(url, "load", PER_WRITER[backend])
+    results, lat, errors, wall, final = _load(url, "load", PER_WRITER[backend])
     total = WRITERS * PER_WRITER[backend]
     counts = exact_counts(url, "load")
     assert counts["by_status"] == {"complete": total}
@@ -56,6 +57,15 @@ def test_concurrent_writers_while_dashboard_reads(backend, request):
     assert counts["study_rows"] == 1
     assert sum(r["trials"] for r in results) == total
     assert not errors, errors[:5]
+    # the dashboard's incremental frame, kept current through the whole write storm, is exactly
+    # what a full read gives at the end
+    from storage import Store
+    with Store(url, create=False) as s:
+        full = s.trials_frame("load")
+    inc = final["frame"]
+    assert len(inc) == total and list(inc["number"]) == list(range(total))
+    assert (inc["status"] == "complete").all()
+    assert inc["quality"].tolist() == full["quality"].tolist()
     for q in ("revision", "studies", "trials_frame", "pareto"):
         assert len(lat.get(q, [])) >= 3, f"the reader barely ran during the load: {({k: len(v) for k, v in lat.items()})}"
     summary = {q: percentiles(v) for q, v in lat.items()}

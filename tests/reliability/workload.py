@@ -160,15 +160,26 @@ def collect(procs: list[subprocess.Popen], timeout: float = 600) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- readers
-def reader_loop(url: str, study: str, stop, latencies: dict, errors: list, interval_s: float = 0.0):
-    """What the dashboard asks while a search runs, timed per query (milliseconds)."""
-    from storage import Store
+def reader_loop(url: str, study: str, stop, latencies: dict, errors: list, interval_s: float = 0.0,
+                final: dict | None = None, full_every: int = 10):
+    """What the dashboard asks while a search runs, timed per query (milliseconds).
+
+    `trials_frame` is the dashboard's own path: an `IncrementalTrials` refresh (only the trials
+    written since the last read). Every `full_every` rounds the full re-read the dashboard did
+    before is timed too (`trials_frame_full`), for comparison. At the end the incremental frame
+    is put in `final["frame"]` so the caller can check it equals a full read."""
+    from storage import IncrementalTrials, Store
     store = Store(url, create=False)
+    inc = IncrementalTrials(store, study)
+    rounds = 0
     while not stop.is_set():
-        for name, fn in (("revision", lambda: store.last_modified(study)),
-                         ("studies", store.list_studies),
-                         ("trials_frame", lambda: store.trials_frame(study)),
-                         ("pareto", lambda: store.pareto_front(study, OBJECTIVES))):
+        queries = [("revision", lambda: store.last_modified(study)),
+                   ("studies", store.list_studies),
+                   ("trials_frame", inc.refresh),
+                   ("pareto", lambda: store.pareto_front(study, OBJECTIVES))]
+        if full_every and rounds % full_every == 0:
+            queries.append(("trials_frame_full", lambda: store.trials_frame(study)))
+        for name, fn in queries:
             t0 = time.perf_counter()
             try:
                 fn()
@@ -178,8 +189,11 @@ def reader_loop(url: str, study: str, stop, latencies: dict, errors: list, inter
                 latencies.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
             if stop.is_set():
                 break
+        rounds += 1
         if interval_s:
             time.sleep(interval_s)
+    if final is not None:
+        final["frame"] = inc.refresh()
     store.close()
 
 

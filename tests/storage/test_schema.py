@@ -29,7 +29,7 @@ def tables(url) -> set[str]:
 def test_open_creates_schema_at_head(db_url):
     assert not tables(db_url) & HNAS_TABLES
     with Store(db_url) as s:
-        assert s.schema_revision() == migrate.head() == "0003"
+        assert s.schema_revision() == migrate.head() == "0004"
     assert HNAS_TABLES <= tables(db_url)
     assert "alembic_version" not in tables(db_url)  # Optuna's name stays free
 
@@ -67,7 +67,7 @@ def test_upgrade_from_first_revision_keeps_data(db_url):
                          {"s": sid, "n": n, "m": metrics})
     eng.dispose()
     with Store(db_url) as s:  # opening upgrades
-        assert s.schema_revision() == "0003"
+        assert s.schema_revision() == "0004"
         assert s.get_study("old").objectives == [("quality", "maximize")]
         # 0003 backfilled the metric columns from the JSON: the front (which reads them) is right
         assert s.pareto_front("old", [("quality", "maximize"), ("peak_memory_mib", "minimize")])["number"].tolist() == [0, 1]
@@ -80,7 +80,10 @@ def test_upgrade_from_first_revision_keeps_data(db_url):
         assert s.count_trials("old") == 3
         with s.engine().connect() as conn:
             idx = {i["name"] for i in inspect(conn).get_indexes("hnas_trials")}
-        assert "ix_hnas_trials_study_finished" in idx
+        assert {"ix_hnas_trials_study_finished", "ix_hnas_trials_study_rev"} <= idx
+        # 0004: rows from before have rev 0 (read in full once); new writes are stamped
+        revs = s.trials_frame("old").set_index("number")["rev"]
+        assert revs[0] == revs[1] == 0 and revs[2] > 0
 
 
 def test_downgrade_upgrade_round_trip(db_url):
@@ -93,7 +96,7 @@ def test_downgrade_upgrade_round_trip(db_url):
         assert migrate.current(eng) is None
         assert not (tables(db_url) & (HNAS_TABLES - {"hnas_alembic_version"}))
         migrate.upgrade(eng)
-        assert migrate.current(eng) == "0003"
+        assert migrate.current(eng) == "0004"
     with Store(db_url) as s:
         assert s.list_studies() == []
         s.create_study("s", "", [("quality", "maximize")])
@@ -123,10 +126,10 @@ def test_coexists_with_optuna(db_url, optuna_first):
     loaded = optuna.load_study(storage=db_url, study_name="opt")
     assert len(loaded.trials) == 3
     with Store(db_url) as s:
-        assert s.count_trials("opt") == 1 and s.schema_revision() == "0003"
+        assert s.count_trials("opt") == 1 and s.schema_revision() == "0004"
     eng = create_engine(normalize_url(db_url))
     with eng.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() not in ("0001", "0002", "0003")
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() not in ("0001", "0002", "0003", "0004")
     eng.dispose()
 
 
@@ -134,7 +137,7 @@ def test_schema_command(sqlite_url, capsys):
     from storage.__main__ import main as schema_main
     assert schema_main(["upgrade", "--url", sqlite_url, "--to", "0002"]) == 0
     assert schema_main(["current", "--url", sqlite_url]) == 0
-    assert "0002 (head 0003)" in capsys.readouterr().out
+    assert "0002 (head 0004)" in capsys.readouterr().out
     assert schema_main(["downgrade", "--url", sqlite_url]) == 2
     assert "downgrade needs --to" in capsys.readouterr().err
     assert schema_main(["downgrade", "--url", sqlite_url, "--to", "base"]) == 0

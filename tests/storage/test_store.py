@@ -139,6 +139,30 @@ def test_trials_frame_columns(store):
     assert len(empty) == 0 and "quality" in empty.columns
 
 
+def test_incremental_trials_read_only_what_changed(store):
+    from storage import IncrementalTrials
+    store.create_study("inc", "", OBJ)
+    for n in range(3):
+        store.finish_trial("inc", n, result(quality=0.1 * n), arch=make_arch(n))
+    inc = IncrementalTrials(store, "inc")
+    first = inc.refresh()
+    assert inc.rows_read == 3 and list(first["number"]) == [0, 1, 2]
+    assert inc.refresh() is first and inc.rows_read == 0  # nothing new: no rows read
+    store.start_trial("inc", 3, make_arch(3))
+    store.finish_trial("inc", 1, TrialResult(status="complete", metrics={"quality": 0.9, "extra_metric": 2.0},
+                                             task_scores={"mqar": 1.0}))
+    store.add_curve_points("inc", 0, "loss", [(1, 2.0)])  # curves do not touch the frame's rows
+    df = inc.refresh()
+    assert inc.rows_read == 2  # trial 1 rewritten, trial 3 new
+    full = store.trials_frame("inc")
+    assert list(df.columns) == list(full.columns)
+    pd.testing.assert_frame_equal(df.reset_index(drop=True), full.reset_index(drop=True), check_dtype=False)
+    assert df.loc[df["number"] == 1, "quality"].item() == 0.9
+    # revisions only grow, and a reader that has seen revision r misses nothing written after it
+    store.record_trial_failure("inc", 3, "boom")
+    assert inc.refresh().set_index("number").loc[3, "status"] == "failed" and inc.rows_read == 1
+
+
 def test_store_pickles_by_url_only(db_url):
     s = Store(db_url)
     s.create_study("s", "", OBJ)
