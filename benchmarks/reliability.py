@@ -83,8 +83,9 @@ def bench_load(writers: int, per_writer: int, pg_url: str | None, sqlite: bool =
         study = f"load-{int(time.time())}"
         with Store(url) as s:
             s.create_study(study, "", OBJECTIVES)
-        stop, lat, errors = threading.Event(), {}, []
-        reader = threading.Thread(target=reader_loop, args=(url, study, stop, lat, errors), daemon=True)
+        stop, lat, errors, final = threading.Event(), {}, [], {}
+        reader = threading.Thread(target=reader_loop, args=(url, study, stop, lat, errors), kwargs={"final": final},
+                                  daemon=True)
         t0 = time.perf_counter()
         procs = [spawn_writer(url, study, w, per_writer) for w in range(writers)]
         reader.start()
@@ -101,9 +102,16 @@ def bench_load(writers: int, per_writer: int, pg_url: str | None, sqlite: bool =
         total = writers * per_writer
         ok = (counts["by_status"] == {"complete": total} and counts["duplicates"] == 0
               and counts["numbers"] == list(range(total)) and counts["curve_points"] == total * 4)
+        inc = final.get("frame")
+        with Store(url, create=False) as s:
+            full = s.trials_frame(study)
+        # the dashboard's incremental frame, kept through the whole load, equals a full read
+        inc_exact = (inc is not None and list(inc["number"]) == list(full["number"])
+                     and list(inc["status"]) == list(full["status"]) and inc["quality"].tolist() == full["quality"].tolist())
         return {"backend": "sqlite" if sqlite else "postgresql", "writers": writers, "trials_per_writer": per_writer,
                 "expected_trials": total, "stored": counts["by_status"], "duplicates": counts["duplicates"],
-                "curve_points": counts["curve_points"], "exact": ok, "wall_s": wall,
+                "curve_points": counts["curve_points"], "exact": ok, "incremental_frame_exact": bool(inc_exact),
+                "wall_s": wall,
                 "trials_per_s": total / wall, "writer_retries": sum(r["retries"] for r in results),
                 "worst_trial_write_s": max(r["worst_trial_s"] for r in results),
                 "read_latency": {q: percentiles(v) for q, v in lat.items()}, "read_errors": errors[:20],
@@ -141,6 +149,12 @@ def bench_restart(writers: int, per_writer: int, restarts: int) -> dict:
         counts = exact_counts(url, study)
         ok = (counts["by_status"] == {"complete": total} and counts["duplicates"] == 0
               and counts["numbers"] == list(range(total)) and counts["curve_points"] == total * 4)
+        inc = final.get("frame")
+        with Store(url, create=False) as s:
+            full = s.trials_frame(study)
+        # the dashboard's incremental frame, kept through the whole load, equals a full read
+        inc_exact = (inc is not None and list(inc["number"]) == list(full["number"])
+                     and list(inc["status"]) == list(full["status"]) and inc["quality"].tolist() == full["quality"].tolist())
         return {"writers": writers, "trials_per_writer": per_writer, "restarts": restarts,
                 "modes": modes[:restarts], "rows_when_restarted": at, "restart_s": down,
                 "writer_retries": sum(r["retries"] for r in results),

@@ -11,9 +11,10 @@ Design choices
   fingerprint, (study, trial number), (trial, curve, step)) through the dialect's
   `INSERT ... ON CONFLICT`, retried on transient errors. Re-running any write, or all of them, leaves
   the same rows: a retried write never duplicates and a lost response never loses a row.
-- Writes to a study's trials bump `hnas_studies.revision` in the same transaction (after the
-  trial row, always in that order, so concurrent writers cannot deadlock); `last_modified()` reads
-  just that integer for the dashboard's live refresh.
+- Writes to a study's trials bump `hnas_studies.revision` in the same transaction, first (so the
+  writers of one study are serialized on that row, always in the same order: no deadlocks) and
+  stamp the rows they write with it (`rev`: incremental reads); `last_modified()` reads just that
+  integer for the dashboard's live refresh.
 - Reads return plain Python / pandas. Metric dicts are parsed from TEXT JSON with NaN/Infinity
   tokens (see `storage.models`), so non-finite values come back as float nan/inf.
 - Pareto fronts and hypervolumes use Optuna's own code (`optuna.study._multi_objective.
@@ -143,6 +144,10 @@ _KIND_VALUE = {1: math.inf, 2: -math.inf, 3: math.nan}
 
 
 # ----------------------------------------------------------------------------- the store
+class _StaleStudyId(Exception):
+    """A cached study id matched no row: the study was deleted (and perhaps re-created)."""
+
+
 class Store:
     """One SQL store. `url`: None (SQLite file `hybrid-nas.db` here), a path, `sqlite:///path`,
     `postgresql+psycopg://user:pw@host:5432/db` (`postgresql://` is normalized to psycopg 3).
@@ -221,7 +226,7 @@ class Store:
         with translate_errors(self.url, what):
             try:
                 return self._retry.run(self._holder.get, fn, what, self.url)
-            except IntegrityError:
+            except (IntegrityError, _StaleStudyId):
                 if not self._study_ids:
                     raise
                 # A cached study id went stale (the study was deleted, perhaps re-created, by
@@ -398,14 +403,16 @@ class Store:
         return row["fingerprint"]
 
     # -- trials ---------------------------------------------------------------------------
-    def _bump(self, conn: Connection, sid: int, numbers: Sequence[int] = ()):
-        """Bump the study's revision (after the trial rows: one lock order for every writer) and
-        stamp the trials this transaction wrote with it (`rev`, for incremental reads)."""
+    def _bump(self, conn: Connection, sid: int) -> int:
+        """Bump the study's revision and return it. Every write to a study's trials does this
+        FIRST: writers to one study then hold its revision row for their whole transaction, so
+        they never wait on each other in opposite orders (no deadlocks), and the rows they write
+        carry the new revision (`rev`), whose order is their commit order."""
         rev = conn.execute(update(studies).where(studies.c.id == sid).values(
-            revision=studies.c.revision + 1, updated_at=_now()).returning(studies.c.revision)).scalar_one()
-        if numbers:
-            conn.execute(update(trials).where(trials.c.study_id == sid, trials.c.number.in_(list(numbers)))
-                         .values(rev=rev))
+            revision=studies.c.revision + 1, updated_at=_now()).returning(studies.c.revision)).scalar()
+        if rev is None:  # the cached id names a study deleted since (maybe re-created): `_write` retries
+            raise _StaleStudyId(sid)
+        return rev
 
     def _upsert_trial(self, conn: Connection, row: dict, *, keep_complete: bool) -> int:
         stmt = self._insert(trials).values(**row)
@@ -430,13 +437,13 @@ class Store:
 
         def fn(conn):
             sid = self._study_id(conn, study)
+            rev = self._bump(conn, sid)
             row = dict(study_id=sid, number=int(number), status="running", fidelity=fidelity or "",
                        seed=seed, node=node, device=device, params=dumps(params or {}), error=None,
-                       started_at=now, finished_at=None, updated_at=now)
+                       started_at=now, finished_at=None, updated_at=now, rev=rev)
             if arow is not None:
                 row["architecture_id"] = self._upsert_arch(conn, arow)
             self._upsert_trial(conn, row, keep_complete=True)
-            self._bump(conn, sid, [int(number)])
         self._write(fn, "start trial")
 
     def finish_trial(self, study: str, number: int, result: "TrialResult",
@@ -489,6 +496,7 @@ class Store:
 
         def fn(conn):
             sid = self._study_id(conn, study)
+            rev = self._bump(conn, sid)
             now = _now()
             arch_ids = {a["fingerprint"]: self._upsert_arch(conn, a)
                         for a in {a["fingerprint"]: a for _, _, a, _ in batch if a is not None}.values()}
@@ -501,7 +509,7 @@ class Store:
                 known = {r[0]: dict(zip(ANALYTIC_COLUMNS, r[1:])) for r in conn.execute(q)}
             groups: dict[tuple, list[dict]] = {}
             for row, metrics, arow, _ in batch:
-                row = dict(row, study_id=sid, finished_at=now, updated_at=now)
+                row = dict(row, study_id=sid, finished_at=now, updated_at=now, rev=rev)
                 costs = arow if arow is not None else known.get(row["number"])
                 m = dict(metrics)
                 for k in ANALYTIC_COLUMNS if costs else ():
@@ -528,7 +536,6 @@ class Store:
                 ids = dict(conn.execute(select(trials.c.number, trials.c.id).where(
                     trials.c.study_id == sid, trials.c.number.in_([n for n, _ in with_points]))).all())
                 self._upsert_points(conn, None, [(ids[n], *p) for n, pts in with_points for p in pts])
-            self._bump(conn, sid, numbers)
             return len(batch)
         return self._write(fn, "finish trial" if len(batch) == 1 else "finish trials")
 
@@ -538,10 +545,10 @@ class Store:
 
         def fn(conn):
             sid = self._study_id(conn, study)
+            rev = self._bump(conn, sid)
             row = dict(study_id=sid, number=int(number), status="failed", error=str(error),
-                       finished_at=now, updated_at=now)
+                       finished_at=now, updated_at=now, rev=rev)
             self._upsert_trial(conn, row, keep_complete=False)
-            self._bump(conn, sid, [int(number)])
         self._write(fn, "record trial failure")
 
     def _upsert_points(self, conn: Connection, tid: int | None, points: list[tuple]):
@@ -563,12 +570,12 @@ class Store:
 
         def fn(conn):
             sid = self._study_id(conn, study)
+            self._bump(conn, sid)
             tid = conn.execute(select(trials.c.id).where(trials.c.study_id == sid,
                                                          trials.c.number == int(number))).scalar()
             if tid is None:
                 raise StoreError(f"study {study!r} has no trial {number}: start it before adding curve points")
             self._upsert_points(conn, tid, pts)
-            self._bump(conn, sid)
         self._write(fn, "add curve points")
 
     # -- reads ----------------------------------------------------------------------------

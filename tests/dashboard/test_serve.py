@@ -185,3 +185,35 @@ def test_browser_deep_link_click_download_screenshot(browser, screenshot_store):
         assert 10_000 < SCREENSHOT.stat().st_size < 300_000
     finally:
         srv.stop()
+
+
+ALL_POINTS_JS = "() => document.querySelector('.js-plotly-plot').querySelectorAll('.scatterlayer path.point').length"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_shows_new_trials_without_a_reload(browser, tmp_path):
+    """The live poll for real: the page stays open (no reload, no click) while trials land in the
+    store; the timer-driven fragment notices the new revision and the chart redraws with them."""
+    import random
+
+    from dashboard.synthetic import random_architecture, result_for
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    with Store(url) as s:
+        seed_study(s, "live", 30, seed=2, running=0, fail_every=0, prune_every=0)
+    srv = Served(url, _free_port())
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(f"http://127.0.0.1:{srv.port}/?study=live", timeout=120_000)  # live updates on (default 5 s)
+        page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
+        page.wait_for_timeout(1000)
+        before = page.evaluate(ALL_POINTS_JS)
+        assert before >= 20, before
+        rng = random.Random(5)
+        with Store(url) as s:
+            s.finish_trials("live", [(30 + i, result_for(a, rng, "complete"), {}, a)
+                                     for i, a in enumerate(random_architecture(rng, name="unnamed") for _ in range(6))])
+        page.wait_for_function(f"() => ({ALL_POINTS_JS})() >= {before + 6}", timeout=60_000, polling=500)
+        assert page.evaluate(ALL_POINTS_JS) >= before + 6
+    finally:
+        srv.stop()
