@@ -488,6 +488,10 @@ class Store:
                    analytic=dumps(analytic), constraints=dumps(cons), extra=dumps(result.extra or {}),
                    feasible=None if not cons else all(v <= 0 for v in cons.values()),  # NaN <= 0 is False
                    error=result.error, wall_time_s=float(result.wall_time_s))
+        # a result that does not say its fidelity or device keeps what start_trial recorded
+        for k in ("fidelity", "device"):
+            if not row[k]:
+                del row[k]
         points = [(name, int(s), *_encode_point(v)) for name, pts in (result.curves or {}).items() for s, v in pts]
         return row, metrics, self._arch_row(arch) if arch is not None else None, points
 

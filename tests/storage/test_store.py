@@ -240,3 +240,13 @@ def test_study_deleted_and_recreated_by_another_process(db_url):
     a.finish_trial("s", 2, result(quality=0.3))  # lands in the new study
     assert b.trials_frame("s")["number"].tolist() == [2]
     a.close(), b.close()
+
+
+def test_finish_without_fidelity_or_device_keeps_what_start_recorded(store):
+    store.create_study("keep", "", OBJ)
+    store.start_trial("keep", 0, make_arch(0), fidelity="quick", seed=3, device="cuda (H200)")
+    store.finish_trial("keep", 0, TrialResult(status="complete", metrics={"quality": 0.5}))
+    t = store.trial("keep", 0)
+    assert (t["fidelity"], t["device"]) == ("quick", "cuda (H200)")
+    store.finish_trial("keep", 1, TrialResult(status="failed", error="x"))  # no start: defaults
+    assert store.trial("keep", 1)["fidelity"] == ""
