@@ -3,8 +3,8 @@
 Tune pickles its callbacks into the experiment directory (tuner.pkl). A `Store` pickles its full
 URL on purpose (a worker that receives one must connect), so a callback that kept a `Store` in its
 state would write the password to disk. Callbacks run only in the driver: they keep the store in
-a process-local table and pickle just a masked key. Unpickled in the same process they get the same
-store back; in another process (Tune's own restore, which `--resume` does not use) `store` is None.
+a process-local table and serialize just a masked key. Restored in the same process they get the
+same store back; in another process (Tune's own restore, which `--resume` does not use) `store` is None.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Optuna storage the driver uses: Optuna's RDBStorage, made safe to pickle and patient with
+"""The Optuna storage the driver uses: Optuna's RDBStorage, safe to serialize and patient with
 a database that restarts.
 
 1. No password in pickles. Ray Tune pickles the searcher (and through it the Optuna study and its

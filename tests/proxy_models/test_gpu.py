@@ -82,3 +82,23 @@ def test_example_trains_under_bf16_autocast_and_decodes(path):
             o, state = model.step(seq[:, t], state)
             outs.append(o)
     torch.testing.assert_close(torch.stack(outs, 1), ref, rtol=2e-3, atol=2e-3)
+
+
+def test_a_real_cuda_out_of_memory_is_a_failed_trial_with_the_reason():
+    """Fault 3 of the reliability suite on a GPU: a real CUDA OOM (the caching allocator capped
+    at a sliver of the device with `set_per_process_memory_fraction`) ends the trial as failed
+    with the reason, and the process can evaluate again afterwards."""
+    from evaluators import evaluate
+    from evaluators.fidelity import FIDELITIES
+    arch = Architecture.from_yaml(EXAMPLES[0])
+    total = torch.cuda.get_device_properties(0).total_memory
+    fid = FIDELITIES["smoke"].model_copy(update={"efficiency": FIDELITIES["smoke"].efficiency.model_copy(
+        update={"measure": False})})
+    torch.cuda.set_per_process_memory_fraction(2 * 2**20 / total, 0)  # 2 MiB: less than one batch needs
+    try:
+        res = evaluate(arch, fid, device=DEV, seed=0)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+    assert res.status == "failed" and res.error.startswith("CUDA out of memory"), (res.status, res.error)
+    again = evaluate(arch, fid, device=DEV, seed=0)
+    assert again.status == "complete", again.error

@@ -91,6 +91,16 @@ class PrivatePostgres:
         self.restarts += 1
         return time.perf_counter() - t0
 
+    def outage(self, seconds: float, mode: str = "fast") -> float:
+        """Stop the server, keep it down `seconds`, start it again (a restart that lasts long
+        enough for a busy client to meet it for sure). Returns seconds down."""
+        t0 = time.perf_counter()
+        self._pg_ctl("stop", mode)
+        time.sleep(seconds)
+        self._pg_ctl("start")
+        self.restarts += 1
+        return time.perf_counter() - t0
+
     def stop(self):
         try:
             self._pg_ctl("stop", "immediate")
