@@ -47,40 +47,76 @@ TABLE_FIDELITY = {"preset": "smoke", "overrides": {
     "eval_examples": 64, "report_eval_examples": 16}}
 
 
+def table_fidelity(steps: int = 30, eval_examples: int = 64) -> dict:
+    """TABLE_FIDELITY with another training length / test-set size (the exhaustive table of 144
+    small architectures can afford 10x the steps, which makes quality a less noisy signal)."""
+    if (steps, eval_examples) == (30, 64):
+        return TABLE_FIDELITY
+    ov = TABLE_FIDELITY["overrides"]
+    task = dict(ov["tasks"][0], tokens=steps * 16 * 32)
+    return {"preset": "smoke", "overrides": {**ov, "tasks": [task], "eval_examples": eval_examples}}
+
+
 def _evaluate_one(args):
     import torch
     torch.set_num_threads(1)
     from evaluators.evaluate import evaluate
     from orchestrator.search import resolve_fidelity
     from search_space.genome import Architecture
-    arch_dict, seed = args
+    arch_dict, seed, fidelity = args
     arch = Architecture.from_dict(arch_dict)
-    fid = resolve_fidelity(TABLE_FIDELITY["preset"], TABLE_FIDELITY["overrides"])
+    fid = resolve_fidelity(fidelity["preset"], fidelity["overrides"])
     r = evaluate(arch, fid, device="cpu", seed=seed)
     return {"arch": arch_dict, "fingerprint": arch.fingerprint(), "status": r.status, "error": r.error,
             "quality": r.metrics.get("quality"), "params_total": arch.param_count(256),
             "wall_s": r.wall_time_s}
 
 
-def build_table(size: int, workers: int, path: Path) -> dict:
-    """Evaluate `size` architectures (seeded draw); rows are appended to `path` as they finish,
-    so an interrupted run keeps its work and a rerun continues it."""
-    from search_space.space import SearchSpace
-    space = SearchSpace.from_yaml(SPACE)
-    rng = random.Random(1234)
-    archs, seen = [], set()
-    while len(archs) < size:
+def enumerate_space(space, stable_draws: int = 20_000, seed: int = 0) -> list[dict]:
+    """Every architecture of a (small) space: random draws until `stable_draws` in a row add no
+    new fingerprint. Used for the exhaustive table; the count is printed and stored."""
+    rng = random.Random(seed)
+    found: dict[str, dict] = {}
+    since_new = 0
+    while since_new < stable_draws:
         a = space.random(rng)
-        if a.fingerprint() not in seen:
-            seen.add(a.fingerprint())
-            archs.append(a.to_dict())
-    table = {"what": "architectures of examples/spaces/small.yaml drawn uniformly (seed 1234), each evaluated once "
-                     "by evaluate() at the fidelity below; params_total is analytic with vocab 256",
-             "fidelity": TABLE_FIDELITY, "device": f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
+        fp = a.fingerprint()
+        if fp in found:
+            since_new += 1
+        else:
+            found[fp] = a.to_dict()
+            since_new = 0
+    return [found[k] for k in sorted(found)]
+
+
+def build_table(size: int, workers: int, path: Path, space_path: Path = SPACE, exhaustive: bool = False,
+                fidelity: dict = TABLE_FIDELITY) -> dict:
+    """Evaluate `size` architectures (seeded draw), or every architecture of the space
+    (`exhaustive`); rows are appended to `path` as they finish, so an interrupted run keeps its
+    work and a rerun continues it."""
+    from search_space.space import SearchSpace
+    space = SearchSpace.from_yaml(space_path)
+    if exhaustive:
+        archs = enumerate_space(space)
+        size = len(archs)
+        what = (f"every architecture of {space_path.relative_to(REPO)} ({size}, enumerated), each evaluated once "
+                "by evaluate() at the fidelity below; params_total is analytic with vocab 256")
+    else:
+        rng = random.Random(1234)
+        archs, seen = [], set()
+        while len(archs) < size:
+            a = space.random(rng)
+            if a.fingerprint() not in seen:
+                seen.add(a.fingerprint())
+                archs.append(a.to_dict())
+        what = (f"architectures of {space_path.relative_to(REPO)} drawn uniformly (seed 1234), each evaluated once "
+                "by evaluate() at the fidelity below; params_total is analytic with vocab 256")
+    table = {"what": what, "exhaustive": exhaustive, "space": str(space_path.relative_to(REPO)),
+             "fidelity": fidelity, "device": f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
              "evaluation_wall_s": 0.0, "rows": []}
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("fidelity") == TABLE_FIDELITY:
+        if old.get("fidelity") == fidelity:
             table = old
     done = {r["fingerprint"] for r in table["rows"]}
     from search_space.genome import Architecture
@@ -88,7 +124,7 @@ def build_table(size: int, workers: int, path: Path) -> dict:
     t0 = time.time() - table["evaluation_wall_s"]
     path.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(workers) as ex:
-        for i, row in enumerate(ex.map(_evaluate_one, [(a, 0) for a in todo])):
+        for i, row in enumerate(ex.map(_evaluate_one, [(a, 0, fidelity) for a in todo])):
             table["rows"].append(row)
             table["evaluation_wall_s"] = time.time() - t0
             if i % 5 == 4 or i == len(todo) - 1:
@@ -117,6 +153,7 @@ class Table:
         rows = [r for r in table["rows"] if r["status"] == "complete" and r["quality"] is not None]
         self.rows = rows
         self.by_fp = {r["fingerprint"]: i for i, r in enumerate(rows)}
+        self.misses = 0  # proposals answered by their nearest neighbour (0 on an exhaustive table)
         X = np.array([features(Architecture.from_dict(r["arch"])) for r in rows], dtype=float)
         self.mu, self.sd = X.mean(0), X.std(0) + 1e-9
         self.X = (X - self.mu) / self.sd
@@ -130,6 +167,7 @@ class Table:
         i = self.by_fp.get(arch.fingerprint())
         if i is not None:
             return i
+        self.misses += 1
         x = (np.array(features(arch)) - self.mu) / self.sd
         return int(np.argmin(((self.X - x) ** 2).sum(1)))
 
@@ -181,15 +219,33 @@ def main(argv=None):
     ap.add_argument("--table", type=Path, default=RESULTS / "search_efficiency_table.json")
     ap.add_argument("--out", type=Path, default=RESULTS / "search_efficiency.json")
     ap.add_argument("--use-partial", action="store_true", help="replay on the cached table as it is, even if smaller")
+    ap.add_argument("--table-steps", type=int, default=30, help="training steps per table entry (MQAR, batch 16)")
+    ap.add_argument("--table-eval-examples", type=int, default=64, help="test examples per table entry")
+    ap.add_argument("--exhaustive", type=Path, default=None, metavar="SPACE.yaml",
+                    help="evaluate EVERY architecture of this small space (e.g. benchmarks/spaces/tabular.yaml) and "
+                         "search it: each proposal is answered by its own result, no nearest neighbour")
     args = ap.parse_args(argv)
     if args.quick:
         args.table_size, args.seeds, args.budget, args.random_budget = 30, 2, 30, 60
         args.table = args.table.with_name("search_efficiency_table_quick.json")
         args.out = args.out.with_name("search_efficiency_quick.json")
     from search_space.space import SearchSpace
-    space = SearchSpace.from_yaml(SPACE)
+    space_path = SPACE
+    if args.exhaustive:
+        space_path = args.exhaustive.resolve()
+        stem = space_path.stem
+        if args.table == RESULTS / "search_efficiency_table.json":
+            args.table = RESULTS / f"search_efficiency_table_{stem}.json"
+        if args.out == RESULTS / "search_efficiency.json":
+            args.out = RESULTS / f"search_efficiency_{stem}.json"
+    space = SearchSpace.from_yaml(space_path)
 
-    if args.table.exists() and (args.use_partial or len(json.loads(args.table.read_text())["rows"]) >= args.table_size):
+    if args.exhaustive:  # resumes a cached table: only architectures not in it are evaluated
+        print(f"every architecture of {space_path.name}, each evaluated once (cached in {args.table.name}) ...",
+              flush=True)
+        raw = build_table(0, args.workers, args.table, space_path, exhaustive=True,
+                          fidelity=table_fidelity(args.table_steps, args.table_eval_examples))
+    elif args.table.exists() and (args.use_partial or len(json.loads(args.table.read_text())["rows"]) >= args.table_size):
         raw = json.loads(args.table.read_text())
         print(f"table: {args.table} (cached, {len(raw['rows'])} architectures)")
     else:
@@ -228,6 +284,8 @@ def main(argv=None):
     print(f"best: {best_name} needs {best} trials (median) for 95%, random needs {rnd}: "
           f"ratio {ratio if ratio is None else round(ratio, 3)} (target <= 0.40) -> {'met' if summary['met'] else 'NOT met'}")
     out = {"benchmark": "search_efficiency", "device": raw["device"], "table": str(args.table.name),
+           "space": raw.get("space", str(SPACE.relative_to(REPO))), "exhaustive": bool(raw.get("exhaustive")),
+           "nearest_neighbour_answers": table.misses,
            "table_entries": len(table.rows), "full_hypervolume": table.full_hv, "seeds": args.seeds,
            "objectives": ["quality (maximize)", "log10 params_total (minimize)"],
            "summary": summary, "samplers": results}
