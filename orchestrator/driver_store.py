@@ -29,10 +29,4 @@ class DriverStoreHandle:
             return
         key = _key(value)
         _STORES[key] = value
-        self.__dict__["_store_key"] = key
-
-    def __getstate__(self):
-        return dict(self.__dict__)  # the key only, never the Store
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
+        self.__dict__["_store_key"] = key  # the instance (and so its pickle) holds only the key

@@ -75,7 +75,7 @@ class LiveView(DriverStoreHandle, Callback):
     # Tune pickles its callbacks with the experiment state; the live parts (and the store, see
     # DriverStoreHandle) stay in this process.
     def __getstate__(self):
-        d = DriverStoreHandle.__getstate__(self)
+        d = dict(self.__dict__)
         d.update(_lock=None, _live=None, console=None)
         return d
 

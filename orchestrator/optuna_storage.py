@@ -28,7 +28,6 @@ import time
 
 import optuna
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
 log = logging.getLogger(__name__)
@@ -44,13 +43,6 @@ _WRITES = ("create_new_study", "create_new_trial", "set_study_system_attr", "set
            "set_trial_user_attr")
 # what Optuna's _CachedStorage (which wraps every RDBStorage a study uses) calls besides the above
 _PRIVATE = ("_create_new_trial", "_get_best_trial_id", "_get_trials", "_set_trial_param")
-
-
-def _masked(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL has no password we could find
-        return url
 
 
 def _transient(exc: BaseException) -> bool:
@@ -98,7 +90,8 @@ class PasswordFreeRDBStorage(optuna.storages.RDBStorage):
 
     def __getstate__(self):
         state = super().__getstate__()
-        masked = _masked(self.url)
+        from storage.engine import hide
+        masked = hide(self.url)
         if masked != self.url:
             _REAL_URLS[masked] = self.url
             state["url"] = masked

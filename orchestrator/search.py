@@ -40,7 +40,6 @@ Design choices
 """
 from __future__ import annotations
 
-
 import json
 import math
 import os

@@ -26,6 +26,7 @@ _MODE = "one"            # "one": a single config per kernel; "full": fla's own 
 CHOSEN: dict[str, str] = {}
 _SEEN: set[int] = set()
 _SCANNED: set[str] = set()  # fla modules already walked (the scan runs again only for new ones)
+_N_MODULES = 0              # len(sys.modules) at the last scan: unchanged means nothing new to walk
 
 
 def set_mode(mode: str) -> None:
@@ -71,8 +72,10 @@ def _autotuners(obj, depth: int = 0):
 
 def limit_autotune() -> int:
     """Reduce every not-yet-seen fla autotuner to one config; returns how many were changed."""
-    if _MODE != "one":
-        return 0
+    global _N_MODULES
+    if _MODE != "one" or len(sys.modules) == _N_MODULES:
+        return 0  # called before every fla kernel call: the common case must cost nothing
+    _N_MODULES = len(sys.modules)
     changed = 0
     for name, mod in list(sys.modules.items()):
         if not name.startswith("fla.") or mod is None or name in _SCANNED:

@@ -10,9 +10,9 @@ so s = W S0 + U with W, U from one triangular solve per chunk. Then, per chunk,
     o   = (r * G_t + A_rb W) S0 + (A_rb U + A_rk v)            = Q S0 + O
     S_L = (diag(G_L) + (b G_L/G)^T W) S0 + ((b G_L/G)^T U + (k G_L/G)^T v) = M S0 + N
 All of W, U, Q, O, M, N are computed for every chunk in parallel with batched matmuls. The
-states entering the chunks follow the affine recurrence S_{c+1} = M_c S_c + N_c, which is
-solved as a parallel prefix (Hillis-Steele) over chunks: log2(n) rounds of one batched matmul,
-instead of n sequential steps.
+states entering the chunks follow the affine recurrence S_{c+1} = M_c S_c + N_c, run as a
+plain loop (one batched matmul-add per chunk) inside an autograd Function whose backward is the
+adjoint loop (`_ChunkStates`).
 
 Why it is written this way (speed): at proxy sizes on a GPU this op is bound by the number of
 kernel launches, not by FLOPs (one layer at T=2K, batch 4 does a few GFLOP), so the code keeps
@@ -22,8 +22,9 @@ the launch count low in both directions:
   A_rb, A_rk, A_ab, A_ak come from ONE [2L, K] x [K, 2L] matmul and one mask;
 - the three exponentials of decay differences come from one `exp`;
 - [W | U] is one triangular solve, [Q | O] one matmul-add, [M | N] one matmul-add;
-- the chunk scan composes [M | N] pairs with one matmul-addcmul per round;
-- the prefix scan replaces n launches per direction by about 4 log2(n).
+- the chunk recurrence records no autograd nodes per step: one launch per chunk and direction
+  (a parallel prefix scan over chunks was tried: fewer steps, but more launches per step in the
+  backward and 4x the FLOPs of the square-matrix composition).
 
 Numerics:
 - Pairwise decays G_{t-1}/G_j are factored around the chunk's middle position (as fla does), so
