@@ -8,7 +8,10 @@ For each primitive (one layer, d_model 512, batch 4, bf16 autocast, as benchmark
 - the number of kernels launched per forward+backward;
 - the top ops by GPU time and by CPU time (torch.profiler key averages).
 `--variant KEY=VALUE` sets a module attribute first (e.g. rwkv7_solve=doubling sets
-proxy_models.ops.rwkv7.chunked.SOLVE), `--spec chunk=32` overrides the primitive's spec.
+proxy_models.ops.rwkv7.chunked.SOLVE), `--variant compile=MODE` wraps every profiled layer (attention
+too, so the ratio compares like with like) in `torch.compile(mode=MODE)` (`default`,
+`reduce-overhead` for CUDA graphs, `max-autotune-no-cudagraphs`), `--spec chunk=32` overrides the
+primitive's spec.
 The JSON holds every number; the printed tables are for reading.
 """
 from __future__ import annotations
@@ -39,9 +42,14 @@ def _value(v: str):
     return v
 
 
-def profile_one(name, T, d, B, reps, device, spec):
+def profile_one(name, T, d, B, reps, device, spec, compile_mode=None):
     torch.manual_seed(0)
     m = make_module(name, d, device, **spec)
+    layer = m
+    if compile_mode:
+        # the layer's forward compiled as one graph where it can be (the chunk loop unrolls);
+        # the backward is compiled by AOTAutograd with it
+        m = torch.compile(m, mode=compile_mode)
     x = torch.randn(B, T, d, device=device, requires_grad=True)
     gy = torch.randn(B, T, d, device=device)
     cuda = device.type == "cuda"
@@ -51,6 +59,11 @@ def profile_one(name, T, d, B, reps, device, spec):
             y = m(x, Ctx())
         y.backward(gy.to(y.dtype))
 
+    t_first = time.perf_counter()
+    step()
+    if cuda:
+        torch.cuda.synchronize()
+    first_s = time.perf_counter() - t_first  # includes compilation under --variant compile
     for _ in range(3):
         step()
     if cuda:
@@ -74,7 +87,8 @@ def profile_one(name, T, d, B, reps, device, spec):
     kernel_us = sum(e.device_time for e in kernels) / 5 if kernels else 0.0
     top_gpu = sorted(ev, key=lambda e: getattr(e, dev_attr, 0), reverse=True)[:15]
     top_cpu = sorted(ev, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
-    rec = {"primitive": name, "T": T, "spec": spec, "backend": getattr(m, "backend", "?"),
+    rec = {"primitive": name, "T": T, "spec": spec, "backend": getattr(layer, "backend", "?"),
+           "compile": compile_mode, "first_call_s": round(first_s, 2),
            "wall_ms": round(statistics.median(walls) * 1e3, 3),
            "kernel_ms": round(kernel_us / 1e3, 3), "kernels_per_step": len(kernels) // 5,
            "top_gpu": [{"op": e.key, "ms_per_step": round(getattr(e, dev_attr, 0) / 5e3, 3), "calls": e.count // 5}
@@ -92,14 +106,17 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--spec", action="append", default=[], help="KEY=VALUE spec override (repeatable)")
-    ap.add_argument("--variant", action="append", default=[], help="rwkv7_solve=trsm|doubling, tf32=1")
+    ap.add_argument("--variant", action="append", default=[], help="rwkv7_solve=trsm|doubling, tf32=1, compile=MODE")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    compile_mode = None
     for v in args.variant:
         k, _, val = v.partition("=")
         if k == "rwkv7_solve":
             from proxy_models.ops.rwkv7 import chunked
             chunked.SOLVE = val
+        elif k == "compile":
+            compile_mode = val
         elif k == "tf32":  # fp32 matmuls on tensor cores (10-bit mantissa): the chunk algebra is fp32
             torch.backends.cuda.matmul.allow_tf32 = val not in ("0", "false", "")
         else:
@@ -109,10 +126,12 @@ def main(argv=None):
     out = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
            "variants": args.variant, "results": []}
     for p in args.primitives:
-        rec = profile_one(p, args.T, args.d_model, args.batch, args.reps, device, spec if p != "attention" else {})
+        rec = profile_one(p, args.T, args.d_model, args.batch, args.reps, device, spec if p != "attention" else {},
+                          compile_mode)
         out["results"].append(rec)
         print(f"\n== {p} T={args.T} {spec if p != 'attention' else ''} {args.variant}: wall {rec['wall_ms']} ms, "
-              f"kernels {rec['kernel_ms']} ms ({rec['kernels_per_step']} launches), backend {rec['backend']}")
+              f"kernels {rec['kernel_ms']} ms ({rec['kernels_per_step']} launches), backend {rec['backend']}, "
+              f"first call {rec['first_call_s']} s")
         for e in rec["top_gpu"][:10]:
             print(f"   gpu {e['ms_per_step']:8.3f} ms  x{e['calls']:4d}  {e['op'][:90]}")
         for e in rec["top_cpu_self"][:8]:

@@ -17,10 +17,14 @@ when it is spent are listed as skipped, never silently dropped.
 instead of 200 and one lr/wd point (1e-3, 0) instead of the grid of 6; the published protocol
 takes hours per architecture on one GPU.
 
-    GPU (about 8 minutes on one H100, after `pack-wheels.sh` here; see ../shared/gpu/README.md):
+    GPU (after `pack-wheels.sh` here; see ../shared/gpu/README.md). Standard trials take 1-3 minutes
+    each while 4-8 share the GPU, so a whole panel needs more than one 10-minute device call:
+    `--runs`/`--archs` pick what a call runs and `--merge EARLIER.json` keeps what earlier calls
+    completed (docs/evaluators.md):
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
             --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-        python3 benchmarks/proxy_fidelity.py --device cuda --workers 6 --budget-s 420
+        python3 benchmarks/proxy_fidelity.py --device cuda --workers 8 --budget-s 470 --out run1.json
+        python3 benchmarks/proxy_fidelity.py --device cuda --runs full_s0 --merge run1.json --out run2.json
     CPU check of the script:
         python benchmarks/proxy_fidelity.py --quick
 """
@@ -156,6 +160,13 @@ def main(argv=None):
     ap.add_argument("--true-full", action="store_true", help="the published MAD protocol (hours)")
     ap.add_argument("--max-seconds", type=float, default=None, help="time limit per trial (default 180 GPU, 120 CPU)")
     ap.add_argument("--out", default=None, help="result JSON path")
+    ap.add_argument("--runs", default="standard_s0,standard_s1,full_s0",
+                    help="which of standard_s0, standard_s1, full_s0 to run (comma-separated)")
+    ap.add_argument("--archs", default=None, help="only these panel architectures (comma-separated names)")
+    ap.add_argument("--merge", default=None,
+                    help="an earlier result JSON of the same panel and fidelities: its completed trials are "
+                         "kept (runs of this call replace them), so a comparison can be finished in a second "
+                         "GPU session")
     a = ap.parse_args(argv)
 
     import torch
@@ -182,15 +193,39 @@ def main(argv=None):
     std = std.model_copy(update={"max_seconds": per_trial})
     full = full.model_copy(update={"max_seconds": per_trial * (1 if a.true_full is False else 100)})
     archs = panel(a.quick)
+    if a.archs:
+        wanted = a.archs.split(",")
+        unknown = [n for n in wanted if n not in {ad["name"] for ad in archs}]
+        if unknown:
+            ap.error(f"--archs: not in the panel: {', '.join(unknown)}")
+        run_archs = [ad for ad in archs if ad["name"] in wanted]
+    else:
+        run_archs = archs
+    runs = a.runs.split(",")
+    if set(runs) - {"standard_s0", "standard_s1", "full_s0"}:
+        ap.error(f"--runs: unknown {', '.join(sorted(set(runs) - {'standard_s0', 'standard_s1', 'full_s0'}))}")
+    merged_from = None
+    results: dict[str, dict] = {ad["name"]: {} for ad in archs}
+    if a.merge:
+        prev = json.loads(Path(a.merge).read_text())
+        same = lambda f, d: {**f.model_dump(mode="json"), "max_seconds": None} == {**d, "max_seconds": None}
+        if not (same(std, prev["standard"]) and same(full, prev["full"])):
+            ap.error("--merge: that run used other fidelities")
+        for n, tr in prev["trials"].items():
+            if n in results:
+                results[n] = {tag: d for tag, d in tr.items() if d.get("status") == "complete"}
+        merged_from = {"file": Path(a.merge).name, "date": prev.get("date"), "device": prev.get("device"),
+                       "total_s": prev.get("total_s"), "workers": prev.get("workers")}
     say(f"proxy fidelity: {len(archs)} architectures on {dev_name}, {workers} at once, budget {budget:.0f} s")
     say(f"standard = {std.name}; full = {full.name} ({note})")
     t0 = time.time()
     deadline = t0 + budget
     jobs = []  # seed 0 first, then seed 1, then full: a cut-off run still has the first comparisons
     for tag, fid, seed in (("standard_s0", std, 0), ("standard_s1", std, 1), ("full_s0", full, 0)):
-        for ad in archs:
+        if tag not in runs:
+            continue
+        for ad in run_archs:
             jobs.append((ad, fid.model_dump(mode="json"), seed, device, deadline, threads, tag))
-    results: dict[str, dict] = {ad["name"]: {} for ad in archs}
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, maxtasksperchild=4) as pool:
         for tag, name, d in pool.imap_unordered(_job, jobs):
@@ -217,7 +252,8 @@ def main(argv=None):
     summary = {
         "device": dev_name, "torch": torch.__version__, "python": platform.python_version(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": mode,
-        "workers": workers, "concurrent_trials_on_device": workers, "budget_s": budget, "total_s": round(total, 1),
+        "workers": workers, "concurrent_trials_on_device": workers, "runs": runs,
+        "archs_run": [ad["name"] for ad in run_archs], "merged_from": merged_from, "budget_s": budget, "total_s": round(total, 1),
         "standard": std.model_dump(mode="json"), "full": full.model_dump(mode="json"), "full_note": note,
         "spearman_seeds": rho_seeds, "spearman_standard_vs_full": rho_full,
         "n_compared_seeds": len(both), "n_compared_full": len(sf2),

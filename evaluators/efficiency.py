@@ -71,6 +71,25 @@ def reset_peak_rss() -> bool:
         return False
 
 
+# The caching allocator's cap per GPU, as this process last set it (torch has no getter): GPU
+# packing caps a shared GPU for the whole worker, and a trial's `max_memory_mib` narrows that for
+# the trial and restores it afterwards.
+_CUDA_FRACTION: dict[int, float] = {}
+
+
+def cuda_memory_fraction(device: torch.device) -> float:
+    return _CUDA_FRACTION.get(device.index or 0, 1.0)
+
+
+def set_cuda_memory_fraction(device: torch.device, fraction: float) -> None:
+    """Cap this process's CUDA caching allocator at `fraction` of the device: allocations beyond it
+    raise a real `torch.cuda.OutOfMemoryError`."""
+    index = device.index or 0
+    if _CUDA_FRACTION.get(index, 1.0) != fraction:
+        torch.cuda.set_per_process_memory_fraction(fraction, index)
+        _CUDA_FRACTION[index] = fraction
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

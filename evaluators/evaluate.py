@@ -94,6 +94,7 @@ def evaluate(arch: Architecture, fidelity: str | Fidelity = "smoke", device: str
     res.curves = curves
     deadline = t_start + fid.max_seconds if fid.max_seconds else None
     dev = torch.device("cpu")
+    cap_restore = None
     try:
         dev = torch.device(device)
         if dev.type == "cuda" and dev.index is None:
@@ -105,6 +106,13 @@ def evaluate(arch: Architecture, fidelity: str | Fidelity = "smoke", device: str
         vocab = vocab_size or fid.efficiency.vocab_size
         res.analytic = analytic_metrics(arch, vocab_size=vocab)
         res.extra["analytic_vocab_size"] = vocab
+        if fid.max_memory_mib and dev.type == "cuda":
+            # the limit is enforced by the caching allocator: past it, a real CUDA OOM (below).
+            # Cached blocks of an earlier trial in this process must not count against it.
+            torch.cuda.empty_cache()
+            cap_restore = efficiency.cuda_memory_fraction(dev)
+            total_mib = torch.cuda.get_device_properties(dev).total_memory / efficiency.MIB
+            efficiency.set_cuda_memory_fraction(dev, min(cap_restore, fid.max_memory_mib / total_mib))
         if fid.max_memory_mib and dev.type == "cpu":
             est = estimate_train_memory_mib(arch, fid)
             res.extra["estimated_train_memory_mib"] = est
@@ -131,6 +139,8 @@ def evaluate(arch: Architecture, fidelity: str | Fidelity = "smoke", device: str
     finally:
         if dev.type == "cuda" and torch.cuda.is_available():
             torch.cuda.empty_cache()
+            if cap_restore is not None:
+                efficiency.set_cuda_memory_fraction(dev, cap_restore)
     for k, v in res.analytic.items():
         res.metrics.setdefault(k, v)
     res.wall_time_s = time.perf_counter() - t_start

@@ -267,7 +267,6 @@ def summary(plan: dict | None) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # in the worker, at the start of every trial
-_CAPPED: set = set()
 
 
 def setup_worker(ctx: dict) -> dict:
@@ -277,6 +276,7 @@ def setup_worker(ctx: dict) -> dict:
 
     import torch
 
+    from evaluators import efficiency
     from proxy_models import backends
 
     fla = bool(ctx.get("fla_kernels", False))
@@ -297,8 +297,6 @@ def setup_worker(ctx: dict) -> dict:
     if cap and plan.get("mode") == "gpu":
         total = torch.cuda.get_device_properties(dev).total_memory / MIB
         frac = min(1.0, cap / total)
-        if (dev.index, frac) not in _CAPPED:
-            torch.cuda.set_per_process_memory_fraction(frac, dev)
-            _CAPPED.add((dev.index, frac))
+        efficiency.set_cuda_memory_fraction(dev, frac)
         out["memory_cap_mib"] = cap
     return out

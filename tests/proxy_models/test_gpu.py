@@ -85,20 +85,17 @@ def test_example_trains_under_bf16_autocast_and_decodes(path):
 
 
 def test_a_real_cuda_out_of_memory_is_a_failed_trial_with_the_reason():
-    """Fault 3 of the reliability suite on a GPU: a real CUDA OOM (the caching allocator capped
-    at a sliver of the device with `set_per_process_memory_fraction`) ends the trial as failed
-    with the reason, and the process can evaluate again afterwards."""
-    from evaluators import evaluate
+    """Fault 3 of the reliability suite on a GPU: a trial's `max_memory_mib` caps the caching
+    allocator (`set_per_process_memory_fraction`), so a model that needs more meets a real CUDA
+    OOM; the trial ends as failed with the reason, the cap is lifted afterwards, and the process
+    can evaluate again."""
+    from evaluators import evaluate, efficiency
     from evaluators.fidelity import FIDELITIES
     arch = Architecture.from_yaml(EXAMPLES[0])
-    total = torch.cuda.get_device_properties(0).total_memory
     fid = FIDELITIES["smoke"].model_copy(update={"efficiency": FIDELITIES["smoke"].efficiency.model_copy(
         update={"measure": False})})
-    torch.cuda.set_per_process_memory_fraction(2 * 2**20 / total, 0)  # 2 MiB: less than one batch needs
-    try:
-        res = evaluate(arch, fid, device=DEV, seed=0)
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+    res = evaluate(arch, fid.model_copy(update={"max_memory_mib": 2.0}), device=DEV, seed=0)  # < one batch
     assert res.status == "failed" and res.error.startswith("CUDA out of memory"), (res.status, res.error)
+    assert efficiency.cuda_memory_fraction(torch.device(DEV, 0)) == 1.0
     again = evaluate(arch, fid, device=DEV, seed=0)
     assert again.status == "complete", again.error
