@@ -12,16 +12,33 @@ population straight from the study (completed trials, their values and constrain
 database), so a resumed study continues the same evolution with no extra state.
 
 How it works, per new trial (`before_trial`): once `population_size` trials have completed
-(before that: random architectures from the space), pick two parents by binary tournament on
-(constrained non-domination rank, crowding distance) among the completed trials (NSGA-II's
-selection, with infeasible trials ranked by their total violation), rebuild their architectures
-from the trials' params through the space (`space.replay(params)`), cross them over
+(before that: random architectures from the space, `space.random`), pick two parents by binary
+tournament on (constrained non-domination rank, crowding distance) among the completed trials
+(NSGA-II's selection, with infeasible trials ranked by their total violation), rebuild their
+architectures from the trials' params through the space (`space.replay(params)`), cross them over
 with probability `crossover_prob` and mutate the child (`search_space.operators`: swap a
-primitive, change a parameter, insert/delete a block, toggle parallel, change sharing), retrying
-when the child's fingerprint was already evaluated. The child's params (`space.to_params`) are then
-handed back one by one from `sample_independent`, so the define-by-run `space.sample(trial)`
-rebuilds exactly the child, and the trial is an ordinary Optuna trial. Parents and operator are
-kept as trial system attributes (provenance).
+primitive, change a parameter, insert/delete a block, toggle parallel, change sharing). The
+child's params (`space.to_params`) are then handed back one by one from `sample_independent`, so
+the define-by-run `space.sample(trial)` rebuilds exactly the child, and the trial is an ordinary
+Optuna trial. Parents, operator and fingerprint are kept as trial system attributes
+(provenance).
+
+No architecture is proposed twice while the space still has new ones. An evaluation is the
+expensive part of a search, and the objectives of an architecture already tried are known (or
+known to fail), so a repeat buys nothing. "Already tried" is every trial of the study, whatever
+its state or sampler: completed, failed and pruned trials, trials still running (so concurrent
+trials spread out, the effect constant-liar has for TPE) and enqueued ones. Their fingerprints
+come from their params (`space.replay`, cached per finished trial) or, for a running trial whose
+params are not all drawn yet, from the `evolution:fingerprint` attribute set when it was
+proposed (or from its enqueued params). A child that was already tried is replaced, in this order
+of escalation: (1) another tournament, crossover and mutation (`max_retries` times); (2) a longer
+random walk from a tournament winner, taking the first new architecture on it (a close new
+neighbour of a good parent: this keeps the selection pressure when the front's immediate
+neighbourhood is used up); (3) a uniform random architecture of the space that is new. Only when
+all of those find nothing new (the space appears exhausted) is a repeat proposed, marked
+`evolution:repeat`. The warm-up draws are new architectures too (uniform over the space's
+decisions, like Optuna's RandomSampler, but without repeats). A trial that already has its params
+(an enqueued architecture, or a trial re-run after its driver died) is left alone.
 """
 from __future__ import annotations
 
@@ -34,6 +51,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
+
+from search_space.errors import UserError
 
 from .config import ConfigError, SamplerConfig
 
@@ -74,6 +93,16 @@ def rank_and_crowding(trials: list[FrozenTrial], directions) -> tuple[np.ndarray
 class EvolutionSampler(BaseSampler):
     """STAR-style evolution of architectures (see the module docstring)."""
 
+    #: uniform draws tried for a new architecture before the space counts as exhausted: where 1 in
+    #: 200 draws is still new, 1024 draws find one with probability 1 - (199/200)**1024 > 0.99. A
+    #: draw costs well under a millisecond, an evaluation seconds to hours, so the (at most) half
+    #: second this takes, and only once (1) and (2) found nothing, is cheaper than a repeat
+    RANDOM_TRIES = 1024
+    #: longest walk (mutations in a row) from a tournament winner in escalation step (2): long
+    #: enough to leave a used-up neighbourhood, short enough that the result is still related to
+    #: a good parent
+    WALK_STEPS = 8
+
     def __init__(self, space, population_size: int = 8, crossover_prob: float = 0.5,
                  mutations: int = 1, max_retries: int = 8, seed: int | None = None):
         if population_size < 2:
@@ -84,10 +113,13 @@ class EvolutionSampler(BaseSampler):
         self._population_size = population_size
         self._crossover_prob = crossover_prob
         self._mutations = max(1, int(mutations))
-        self._max_retries = max_retries
+        self._max_retries = max(1, int(max_retries))
         self._rng = random.Random(seed)
         self._random = RandomSampler(seed=seed)
         self._children: dict[int, dict[str, Any]] = {}
+        # (study name, trial number) -> fingerprint of a finished trial (None: not an architecture
+        # of this space); a finished trial's params never change, so each is replayed once
+        self._fingerprints: dict[tuple[str, int], str | None] = {}
 
     def reseed_rng(self) -> None:
         self._rng = random.Random()
@@ -105,39 +137,111 @@ class EvolutionSampler(BaseSampler):
             return pool[i]
         return pool[j]
 
-    def before_trial(self, study, trial: FrozenTrial) -> None:
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.values is not None and all(np.isfinite(t.values))]
-        if len(done) < self._population_size:
-            return  # warm-up: random architectures
-        from search_space.operators import crossover, mutate
-        rank, crowd = rank_and_crowding(done, study.directions)
-        seen = set()
-        for t in done:
-            fp = t.user_attrs.get("fingerprint") or t.system_attrs.get("evolution:fingerprint")
+    # ------------------------------------------------------------------ what was already tried
+    def _fingerprint_of(self, params: dict) -> str | None:
+        try:
+            return _rebuild(self._space, params).fingerprint()
+        except (UserError, KeyError, TypeError, ValueError):
+            # params cut short (a trial that failed while its architecture was drawn) or of another
+            # space (a study resumed with an edited space): nothing this space could propose again
+            return None
+
+    def _tried(self, study, trials: list[FrozenTrial], current: int) -> set[str]:
+        """Fingerprints of every trial of the study but `current`, whatever its state."""
+        seen: set[str] = set()
+        for t in trials:
+            if t.number == current:
+                continue
+            if t.state.is_finished():
+                key = (study.study_name, t.number)
+                if key not in self._fingerprints:
+                    self._fingerprints[key] = (self._fingerprint_of(t.params) if t.params else None) \
+                        or t.user_attrs.get("fingerprint") or t.system_attrs.get("evolution:fingerprint")
+                fp = self._fingerprints[key]
+            elif t.state == TrialState.WAITING:  # enqueued: its params are in fixed_params
+                fixed = t.system_attrs.get("fixed_params")
+                fp = self._fingerprint_of(fixed) if fixed else None
+            else:  # RUNNING: the child we proposed, its params once all are drawn, or its enqueued ones
+                fixed = t.system_attrs.get("fixed_params")
+                fp = t.system_attrs.get("evolution:fingerprint") or t.user_attrs.get("fingerprint") \
+                    or (self._fingerprint_of(t.params) if t.params else None) \
+                    or (self._fingerprint_of(fixed) if fixed else None)
             if fp:
                 seen.add(fp)
-        child, parents, op = None, [], "mutate"
+        return seen
+
+    def _new_random(self, seen: set[str]):
+        for _ in range(self.RANDOM_TRIES):
+            a = self._space.random(self._rng)
+            if a.fingerprint() not in seen:
+                return a
+        return None
+
+    # ------------------------------------------------------------------ proposing
+    def _evolve(self, study, done: list[FrozenTrial], seen: set[str]):
+        """(child, parent numbers, operator, whether the child is new)."""
+        from search_space.operators import crossover, mutate
+        rank, crowd = rank_and_crowding(done, study.directions)
+        rebuilt: dict[int, Any] = {}
+
+        def arch_of(t):  # a tournament winner tends to win again: rebuild it once
+            if t.number not in rebuilt:
+                rebuilt[t.number] = _rebuild(self._space, t.params)
+            return rebuilt[t.number]
+
+        # (1) the STAR step: tournament, crossover, mutation
         for _ in range(self._max_retries):
             pa = self._tournament(done, rank, crowd)
-            a = _rebuild(self._space, pa.params)
-            parents, op = [pa.number], "mutate"
+            a, parents, op = arch_of(pa), [pa.number], "mutate"
             if self._rng.random() < self._crossover_prob:
                 pb = self._tournament(done, rank, crowd)
                 if pb.number != pa.number:
-                    a = crossover(a, _rebuild(self._space, pb.params), self._space, self._rng)
+                    a = crossover(a, arch_of(pb), self._space, self._rng)
                     parents, op = [pa.number, pb.number], "crossover+mutate"
             for _ in range(self._mutations):
                 a = mutate(a, self._space, self._rng)
-            child = a
-            if child.fingerprint() not in seen:
-                break
-        params = self._space.to_params(child)
-        self._children[trial.number] = params
+            if a.fingerprint() not in seen:
+                return a, parents, op, True
+            last = (a, parents, op)
+        # (2) the front's neighbourhood is used up: walk further from a tournament winner and take
+        # the first new architecture on the walk
+        for _ in range(self._max_retries):
+            pa = self._tournament(done, rank, crowd)
+            a = arch_of(pa)
+            for step in range(1, self.WALK_STEPS + 1):
+                a = mutate(a, self._space, self._rng)
+                if a.fingerprint() not in seen:
+                    return a, [pa.number], f"mutate*{step}", True
+        # (3) anything new in the space
+        a = self._new_random(seen)
+        if a is not None:
+            return a, [], "random", True
+        return (*last, False)  # the space appears exhausted: a repeat is all that is left
+
+    def before_trial(self, study, trial: FrozenTrial) -> None:
+        if trial.params or trial.system_attrs.get("fixed_params"):
+            # an enqueued architecture, or a trial re-run under its own number after its driver
+            # died (search.py): its params are decided, and a child recorded here would
+            # misdescribe it
+            return
+        trials = study.get_trials(deepcopy=False)
+        seen = self._tried(study, trials, trial.number)
+        done = [t for t in trials if t.state == TrialState.COMPLETE
+                and t.values is not None and all(np.isfinite(t.values))]
+        if len(done) < self._population_size:  # warm-up: new random architectures
+            child, parents, op = self._new_random(seen), [], "random"
+            new = child is not None
+            if not new:
+                child = self._space.random(self._rng)
+        else:
+            child, parents, op, new = self._evolve(study, done, seen)
+        self._children[trial.number] = self._space.to_params(child)
         storage = study._storage
         storage.set_trial_system_attr(trial._trial_id, "evolution:parents", parents)
         storage.set_trial_system_attr(trial._trial_id, "evolution:op", op)
         storage.set_trial_system_attr(trial._trial_id, "evolution:fingerprint", child.fingerprint())
+        if not new:
+            storage.set_trial_system_attr(trial._trial_id, "evolution:repeat", True)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         params = self._children.get(trial.number)

@@ -37,18 +37,16 @@ def test_each_sampler_drives_the_define_by_run_space(small_space, name, cls):
 def test_evolution_children_are_rebuilt_exactly_and_recorded(small_space):
     s = EvolutionSampler(small_space, population_size=4, seed=3)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=s)
-    children = 0
     for _ in range(14):
         t = study.ask()
         arch = small_space.sample(t)
-        fp = study._storage.get_trial_system_attrs(t._trial_id).get("evolution:fingerprint")
-        if fp is not None:
-            children += 1
-            assert fp == arch.fingerprint(), "define-by-run sampling must rebuild the evolved child"
+        fp = study._storage.get_trial_system_attrs(t._trial_id)["evolution:fingerprint"]
+        assert fp == arch.fingerprint(), "define-by-run sampling must rebuild the proposed architecture"
         study.tell(t, _objectives(arch))
-    assert children == 10
+    ops = [t.system_attrs["evolution:op"] for t in study.trials]
+    assert ops[:4] == ["random"] * 4  # warm-up
+    assert all(op in ("mutate", "crossover+mutate") or op.startswith("mutate*") for op in ops[4:])
     last = study.trials[-1]
-    assert last.system_attrs["evolution:op"] in ("mutate", "crossover+mutate")
     assert all(0 <= p < last.number for p in last.system_attrs["evolution:parents"])
 
 
@@ -59,3 +57,114 @@ def test_sampler_options_are_checked():
     with pytest.raises(ConfigError, match="population_size"):
         make_sampler(SamplerConfig(type="evolution", options={"population_size": 1}), space=None, trials=10,
                      concurrency=1, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# no repeats: a tiny space (2 d_model x 1-2 blocks of 2 token mixers x 2 channel mixers = 40
+# architectures) runs out quickly, so a repeat would show within a few dozen trials
+TINY_SPACE = """
+name: tiny
+d_model: [32, 64]
+depth: {min: 1, max: 2}
+norm: [rmsnorm]
+token_mixers:
+  attention: {heads: [2]}
+  retention: {heads: [2], chunk: [32]}
+channel_mixers:
+  swiglu: {expand: [2]}
+  none: {}
+sharing: false
+"""
+
+
+@pytest.fixture
+def tiny_space():
+    import random
+
+    from search_space.space import SearchSpace
+    space = SearchSpace.from_yaml(TINY_SPACE)
+    rng = random.Random(0)
+    every = {a.fingerprint(): a for a in (space.random(rng) for _ in range(3000))}
+    assert len(every) == 40
+    return space, every  # fingerprint -> architecture, for all of the space
+
+
+def _run(space, sampler, n, state_of=lambda i, arch: optuna.trial.TrialState.COMPLETE):
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    fps = []
+    for i in range(n):
+        t = study.ask()
+        arch = space.sample(t)
+        fps.append(arch.fingerprint())
+        state = state_of(i, arch)
+        if state == optuna.trial.TrialState.COMPLETE:
+            study.tell(t, _objectives(arch))
+        else:
+            study.tell(t, state=state)
+    return study, fps
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_evolution_never_repeats_an_architecture_until_the_space_is_exhausted(tiny_space, seed):
+    space, every = tiny_space
+    study, fps = _run(space, EvolutionSampler(space, population_size=4, seed=seed), 45)
+    assert len(set(fps[:40])) == 40, "a repeat while new architectures were left"
+    assert set(fps[:40]) == set(every)
+    # then the space is exhausted: repeats, and they say so
+    repeats = [t.number for t in study.trials if t.system_attrs.get("evolution:repeat")]
+    assert repeats == list(range(40, 45))
+
+
+def test_evolution_does_not_repropose_failed_or_pruned_architectures(tiny_space):
+    space, _ = tiny_space
+    Fail, Pruned, Complete = (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED,
+                              optuna.trial.TrialState.COMPLETE)
+    # every architecture with a retention block fails, every other one with d_model 64 is pruned:
+    # a sampler that proposed them again would waste those trials
+    def state_of(i, arch):
+        if any(m.type == "retention" for b in arch.flat_blocks() for m in b.mixers):
+            return Fail
+        return Pruned if arch.d_model == 64 else Complete
+    study, fps = _run(space, EvolutionSampler(space, population_size=3, seed=5), 40, state_of)
+    failed = [t for t in study.trials if t.state in (Fail, Pruned)]
+    assert failed and len(set(fps)) == 40
+
+
+def test_evolution_spreads_concurrent_trials(tiny_space):
+    """Trials asked before any is told (running concurrently, in warm-up and after it) are
+    all different architectures."""
+    space, _ = tiny_space
+    s = EvolutionSampler(space, population_size=4, seed=0)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=s)
+    fps = []
+    for batch in (6, 10, 10):
+        running = [study.ask() for _ in range(batch)]
+        archs = [space.sample(t) for t in running]
+        fps += [a.fingerprint() for a in archs]
+        for t, a in zip(running, archs):
+            study.tell(t, _objectives(a))
+    assert len(set(fps)) == len(fps) == 26
+
+
+def test_evolution_leaves_enqueued_and_rerun_trials_alone(tiny_space):
+    space, every = tiny_space
+    study, fps = _run(space, EvolutionSampler(space, population_size=4, seed=0), 39)
+    (last,) = set(every) - set(fps)  # the one architecture not tried yet
+    study.enqueue_trial(space.to_params(every[last]))
+    t = study.ask()  # the enqueued one: its params are decided, nothing evolved is recorded
+    assert "evolution:op" not in study._storage.get_trial_system_attrs(t._trial_id)
+    # started, none of its params drawn yet: a trial running meanwhile does not take it too,
+    # even though it is the only new architecture left
+    other = study.ask()
+    assert space.sample(other).fingerprint() != last
+    assert study._storage.get_trial_system_attrs(other._trial_id)["evolution:repeat"] is True
+    assert space.sample(t).fingerprint() == last
+    for x in (t, other):
+        study.tell(x, _objectives(space.replay(x.params)))
+    # a trial re-run under its own number (search.py's resume) keeps its params and provenance
+    t = study.ask()
+    arch = space.sample(t)
+    before = study._storage.get_trial_system_attrs(t._trial_id)
+    again = optuna.Trial(study, t._trial_id)
+    assert space.sample(again).fingerprint() == arch.fingerprint() == before["evolution:fingerprint"]
+    assert study._storage.get_trial_system_attrs(again._trial_id) == before
