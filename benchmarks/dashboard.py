@@ -18,13 +18,17 @@ What is measured:
   a fresh page load of `?study=NAME` timed until every Plotly chart has drawn its data and the
   app is idle (median of 3), split into the shell (Streamlit's frontend loaded and connected,
   the sidebar drawn: the same for any app) and what the study's charts add after it. On a
-  machine whose cores are shared with other work, the shell dominates and says little.
+  machine whose cores are shared with other work, the shell dominates and says little;
+- the browser floor: the same loads of a Streamlit app with nothing but a sidebar title and one
+  3-point Plotly chart (`FLOOR_APP`), so the JSON says how much of the page's time is the
+  study's and how much any Streamlit page with a Plotly chart takes in this browser.
 Target (issue 7): under 2 s for the Pareto page after the cache is warm. Results: JSON in
 benchmarks/results/dashboard-<device>.json.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -119,11 +123,22 @@ READY_JS = """(n) => {
 }"""
 
 
-def browser_timings(url: str, n_charts: int, reps: int) -> dict:
-    from playwright.sync_api import sync_playwright
+# The floor: the same browser, the same way of timing, on a Streamlit app that has nothing but a
+# sidebar title and ONE Plotly chart of 3 points. What the study's page takes beyond this is ours;
+# the floor itself is Streamlit's frontend plus Plotly's JavaScript on this machine.
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+st.sidebar.title("floor")
+st.plotly_chart(go.Figure(data=[go.Scatter(x=[1, 2, 3], y=[3, 1, 2], mode="markers")]), key="c",
+                on_select="rerun", width="stretch")
+"""
+
+
+@contextlib.contextmanager
+def _served(cmd: list[str]):
+    """Start a Streamlit server (`cmd` given the port last), wait until healthy, yield its port."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(cmd + [str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         deadline = time.time() + 180
         while True:
@@ -135,41 +150,61 @@ def browser_timings(url: str, n_charts: int, reps: int) -> dict:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.5)
-        link = f"http://127.0.0.1:{port}/?study={STUDY}&live=0"
-        out = {}
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            # One browser context for every load, as a returning user's browser: its HTTP cache
-            # (and V8's code cache) keep Streamlit's and Plotly's JavaScript between page loads.
-            # (A new context per load measured the JavaScript download and compile every time.)
-            ctx = b.new_context(viewport={"width": 1500, "height": 1000})
-            times, shells = [], []
-            for i in range(reps + 1):
-                page = ctx.new_page()
-                t = time.perf_counter()
-                page.goto(link, timeout=600_000)
-                # the app's shell: Streamlit's frontend loaded, connected, first elements drawn
-                page.wait_for_selector("[data-testid='stSidebar'] h1", timeout=600_000)
-                shell = time.perf_counter() - t
-                page.wait_for_function(READY_JS, arg=n_charts, timeout=600_000, polling=50)
-                dt = time.perf_counter() - t
-                page.close()
-                if i == 0:
-                    out["first_load_s"] = round(dt, 3)  # cold server cache
-                else:
-                    times.append(dt)
-                    shells.append(shell)
-            ctx.close()
-            b.close()
-        out["warm_load_median_s"] = round(statistics.median(times), 3)
-        out["warm_loads_s"] = [round(x, 3) for x in times]
-        # what the page adds after the frontend is up: the study's figures drawn
-        out["shell_median_s"] = round(statistics.median(shells), 3)
-        out["charts_after_shell_median_s"] = round(statistics.median(t - s for t, s in zip(times, shells)), 3)
-        return out
+        yield port
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _page_loads(link: str, n_charts: int, reps: int) -> dict:
+    from playwright.sync_api import sync_playwright
+    out = {}
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        # One browser context for every load, as a returning user's browser: its HTTP cache
+        # (and V8's code cache) keep Streamlit's and Plotly's JavaScript between page loads.
+        # (A new context per load measured the JavaScript download and compile every time.)
+        ctx = b.new_context(viewport={"width": 1500, "height": 1000})
+        times, shells = [], []
+        for i in range(reps + 1):
+            page = ctx.new_page()
+            t = time.perf_counter()
+            page.goto(link, timeout=600_000)
+            # the app's shell: Streamlit's frontend loaded, connected, first elements drawn
+            page.wait_for_selector("[data-testid='stSidebar'] h1", timeout=600_000)
+            shell = time.perf_counter() - t
+            page.wait_for_function(READY_JS, arg=n_charts, timeout=600_000, polling=50)
+            dt = time.perf_counter() - t
+            page.close()
+            if i == 0:
+                out["first_load_s"] = round(dt, 3)  # cold server cache
+            else:
+                times.append(dt)
+                shells.append(shell)
+        ctx.close()
+        b.close()
+    out["warm_load_median_s"] = round(statistics.median(times), 3)
+    out["warm_loads_s"] = [round(x, 3) for x in times]
+    # what the page adds after the frontend is up: the figures drawn
+    out["shell_median_s"] = round(statistics.median(shells), 3)
+    out["charts_after_shell_median_s"] = round(statistics.median(t - s for t, s in zip(times, shells)), 3)
+    return out
+
+
+def browser_timings(url: str, n_charts: int, reps: int) -> dict:
+    cmd = [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port"]
+    with _served(cmd) as port:
+        return _page_loads(f"http://127.0.0.1:{port}/?study={STUDY}&live=0", n_charts, reps)
+
+
+def floor_timings(reps: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        app = Path(d) / "floor.py"
+        app.write_text(FLOOR_APP)
+        cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+               "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port"]
+        with _served(cmd) as port:
+            return _page_loads(f"http://127.0.0.1:{port}/", 1, reps)
 
 
 def main() -> None:
@@ -213,6 +248,11 @@ def main() -> None:
         print("browser loads ...", flush=True)
         res["browser"] = browser_timings(url, res["apptest"]["pareto"]["plotly_charts"], 2 if args.quick else 3)
         print(json.dumps(res["browser"], indent=1), flush=True)
+        print("browser loads of the floor app (one 3-point chart) ...", flush=True)
+        res["browser_floor"] = floor_timings(2 if args.quick else 3)
+        print(json.dumps(res["browser_floor"], indent=1), flush=True)
+        res["browser_over_floor_s"] = round(res["browser"]["warm_load_median_s"]
+                                            - res["browser_floor"]["warm_load_median_s"], 3)
     pareto_s = res["apptest"]["pareto"]["warm_median_s"]
     res["pareto_warm_render_s"] = pareto_s
     res["met"] = pareto_s < TARGET_S and res.get("browser", {}).get("warm_load_median_s", 0) < TARGET_S

@@ -29,7 +29,6 @@ import plotly.graph_objects as go
 
 from search_space.metrics import METRICS
 
-from .diagram import PRIMITIVE_COLORS
 
 WEBGL_AT = 5000
 
@@ -272,12 +271,12 @@ def task_scores_figure(scores_by_trial: dict[int, dict[str, float]], height: int
                                 legend=dict(orientation="h")))
 
 
-def primitive_mix_figure(counts: dict[str, int], height: int = 260) -> go.Figure:
-    """How often each primitive appears among the given trials (e.g. the Pareto set)."""
-    names = sorted(counts, key=lambda k: -counts[k])
-    return _figure([dict(type="bar", x=names, y=[counts[n] for n in names], name="trials",
-                         marker=dict(color=[PRIMITIVE_COLORS.get(n, "#999999") for n in names]))],
-                   dict(height=height, title=_title("primitives in the Pareto set (trials containing each)")))
+def primitive_mix_frame(counts: dict[str, int], n_trials: int) -> pd.DataFrame:
+    """How often each primitive appears among `n_trials` trials (e.g. the Pareto set): trials
+    containing it and their share, most frequent first."""
+    names = sorted(counts, key=lambda k: (-counts[k], k))
+    return pd.DataFrame({"primitive": names, "trials": [counts[n] for n in names],
+                         "share": [counts[n] / n_trials if n_trials else 0.0 for n in names]})
 
 
 def fmt_value(v) -> str:

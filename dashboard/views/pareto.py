@@ -40,6 +40,21 @@ def _axis_select(label: str, options: list[str], default: str | None, key: str) 
     return st.selectbox(label, options, index=idx, key=key, format_func=plots.axis_title)
 
 
+def _default_pair(cols: list[str], objs: list[str], shown: set) -> tuple[str, str]:
+    """The selectable chart's first axes: a pair of objectives the two charts above do not
+    already show (with three objectives: the two costs against each other), else size against
+    the first objective; a third chart repeating one above would show nothing new."""
+    pairs = [(objs[i], objs[j]) for j in range(len(objs)) for i in range(j + 1, len(objs))]
+    if objs and "params_total" in cols and objs[0] != "params_total":
+        pairs.append(("params_total", objs[0]))
+    for x, y in pairs:
+        if (x, y) not in shown and (y, x) not in shown:
+            return x, y
+    if len(objs) > 1:
+        return objs[1], objs[0]
+    return (cols[1] if len(cols) > 1 else cols[0]), (objs[0] if objs else cols[0])
+
+
 def render(ctx: Ctx) -> None:
     df = ctx.df
     n_complete = int((df["status"] == "complete").sum())
@@ -70,11 +85,12 @@ def render(ctx: Ctx) -> None:
 
     st.subheader("Any two metrics")
     objs = [o.name for o in ctx.objectives if o.name in cols]
+    dx, dy = _default_pair(cols, objs, shown={(thr, q), (mem, q)} if q else set())
     a, b = st.columns(2)
     with a:
-        x = _axis_select("x axis", cols, objs[1] if len(objs) > 1 else (cols[1] if len(cols) > 1 else cols[0]), "x_axis")
+        x = _axis_select("x axis", cols, dx, "x_axis")
     with b:
-        y = _axis_select("y axis", cols, objs[0] if objs else cols[0], "y_axis")
+        y = _axis_select("y axis", cols, dy, "y_axis")
     scatter(ctx, x, y, f"{plots.axis_title(y)} vs {plots.axis_title(x)}", "pf_xy")
 
     if len(cols) >= 3:
@@ -100,14 +116,21 @@ def render(ctx: Ctx) -> None:
     if len(pareto):
         show = ["number", "pattern"] + [o.name for o in ctx.objectives if o.name in df] + \
                [c for c in ("params_total", "cache_mib_2k", "fidelity") if c in df]
-        st.dataframe(pareto[show].rename(columns={"number": "trial"}), hide_index=True, width="stretch",
-                     column_config={"params_total": st.column_config.NumberColumn("params", format="compact")})
+        table, mix = st.columns([3, 1])
+        with table:
+            st.dataframe(pareto[show].rename(columns={"number": "trial"}), hide_index=True, width="stretch",
+                         column_config={"params_total": st.column_config.NumberColumn("params", format="compact")})
         counts: dict[str, int] = {}
         for prims in pareto["primitives"]:
             for p in prims:
                 counts[p] = counts.get(p, 0) + 1
         if counts:
-            st.plotly_chart(plots.primitive_mix_figure(counts), key="pf_mix", width="stretch")
+            with mix:
+                # a table with bars rather than a fourth Plotly chart: every Plotly chart costs the
+                # browser a second or more to set up on a machine without a GPU (docs/dashboard.md)
+                st.dataframe(plots.primitive_mix_frame(counts, len(pareto)), hide_index=True, width="stretch",
+                             column_config={"share": st.column_config.ProgressColumn(
+                                 "share of the set", min_value=0.0, max_value=1.0, format="percent")})
     else:
         st.info("No complete, feasible trial with every objective value yet.")
 

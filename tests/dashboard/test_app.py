@@ -13,6 +13,7 @@ import pytest
 from dashboard import plots
 from dashboard.data import Objective, prepare
 from dashboard.synthetic import OBJECTIVES, random_architecture, result_for, seed_study
+from search_space import Architecture
 from storage import Store
 
 from .conftest import APP
@@ -96,6 +97,19 @@ def test_pareto_page_matches_the_store(app, seeded):
     # quality vs throughput and quality vs memory side by side, then the selectable pair
     assert figs[1]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
     assert figs[0]["layout"]["yaxis"]["title"]["text"] == plots.axis_title("quality")
+    # the selectable pair starts on a pair the two charts above do not show: the two costs
+    assert app.selectbox(key="x_axis").value == "peak_memory_mib"
+    assert app.selectbox(key="y_axis").value == "decode_tokens_per_s"
+    assert figs[2]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
+    # the primitive mix of the Pareto set, as a table beside it
+    mix = next(d.value for d in app.dataframe if "primitive" in d.value.columns)
+    want: dict[str, int] = {}
+    store = Store(seeded)
+    for n in front["number"]:  # from each Pareto trial's stored architecture
+        for p in Architecture.from_yaml(store.trial_yaml("demo", int(n))).primitives():
+            want[p] = want.get(p, 0) + 1
+    assert dict(zip(mix["primitive"], mix["trials"])) == want
+    assert np.allclose(mix["share"], mix["trials"] / len(front))
     # the Pareto set downloads from the sidebar
     labels = [b.label for b in app.sidebar.get("download_button")]
     assert f"download Pareto set ({len(front)}) YAML" in labels
@@ -119,7 +133,7 @@ def test_axis_selectors_change_the_chart(app, seeded):
 
 def test_simulated_chart_selection_selects_trials_and_compares(app, seeded):
     app.run()
-    key = "pf_xy:decode_tokens_per_s:quality"
+    key = "pf_thr:decode_tokens_per_s:quality"
     app.session_state[key] = {"selection": {"points": [], "point_indices": [0, 3], "box": [], "lasso": []}}
     app.run()
     _no_problems(app)
