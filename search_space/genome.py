@@ -296,12 +296,11 @@ class Architecture(_Frozen):
         for item in self.blocks:
             if isinstance(item, RecursionItem):
                 rec = item.model_dump(mode="json")
-                rec["recursion"]["body"] = [dict(b, repeat=1) for b0, b in zip(item.recursion.body, rec["recursion"]["body"])
-                                            for _ in range(b0.repeat)]
+                rec["recursion"]["body"] = [dict(self._canonical_block(b), repeat=1) for b in item.recursion.body
+                                            for _ in range(b.repeat)]
                 items.append(rec)
             else:
-                b = item.model_dump(mode="json", exclude={"repeat"})
-                items.extend([b] * item.repeat)
+                items.extend([self._canonical_block(item)] * item.repeat)
         # Share keys are labels: the same sharing under other key names, or a key only one layer
         # uses, is the same architecture. Rename by first use; drop keys used once.
         uses: dict[str, int] = {}
@@ -310,34 +309,20 @@ class Architecture(_Frozen):
                 uses[b["share"]] = uses.get(b["share"], 0) + 1
         names = {k: f"s{i}" for i, k in enumerate(k for k, n in uses.items() if n > 1)}
         items = [dict(b, share=names.get(b["share"])) if "share" in b else b for b in items]
-        items = [self._canonical_specs(b) for b in items]
         d = self.model_dump(mode="json", exclude={"name", "blocks"})
         d["blocks"] = items
         return d
 
-    def _canonical_specs(self, item: dict) -> dict:
-        """Replace each mixer / channel dict by its spec's canonical form (see Spec.canonical)."""
-        from .registry import CHANNEL_MIXERS, TOKEN_MIXERS
-        d = self.d_model
-
-        def spec(dct, table):
-            return table[dct["type"]](**{k: v for k, v in dct.items()}).canonical(d)
-
-        def block(b):
-            b = dict(b)
-            m = b.get("mixer")
-            if isinstance(m, dict) and "parallel" in m:
-                b["mixer"] = dict(m, parallel=[spec(x, TOKEN_MIXERS) for x in m["parallel"]])
-            elif isinstance(m, dict):
-                b["mixer"] = spec(m, TOKEN_MIXERS)
-            if isinstance(b.get("channel"), dict):
-                b["channel"] = spec(b["channel"], CHANNEL_MIXERS)
-            return b
-        if "recursion" in item:
-            rec = dict(item["recursion"])
-            rec["body"] = [block(b) for b in rec["body"]]
-            return dict(item, recursion=rec)
-        return block(item)
+    def _canonical_block(self, block: "Block") -> dict:
+        """A block without its repeat count, each mixer / channel in its spec's canonical form
+        (values with two spellings of the same layer written one way: see Spec.canonical)."""
+        d = block.model_dump(mode="json", exclude={"repeat"})
+        if isinstance(block.mixer, ParallelGroup):
+            d["mixer"]["parallel"] = [m.canonical(self.d_model) for m in block.mixer.parallel]
+        else:
+            d["mixer"] = block.mixer.canonical(self.d_model)
+        d["channel"] = block.channel.canonical(self.d_model)
+        return d
 
     def fingerprint(self) -> str:
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))

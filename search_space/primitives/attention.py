@@ -26,7 +26,7 @@ class AttentionSpec(TokenMixerSpec):
 
     def canonical(self, d_model):
         # kv_heads equal to heads is plain multi-head attention, the same layer as kv_heads: null
-        d = self.model_dump(mode="json")
+        d = super().canonical(d_model)
         if d["kv_heads"] == self.heads:
             d["kv_heads"] = None
         return d

@@ -27,7 +27,7 @@ class Mamba1Spec(TokenMixerSpec):
 
     def canonical(self, d_model):
         # a dt_rank equal to what "auto" resolves to at this d_model is the same layer
-        d = self.model_dump(mode="json")
+        d = super().canonical(d_model)
         if d["dt_rank"] == math.ceil(d_model / 16):
             d["dt_rank"] = "auto"
         return d
