@@ -414,6 +414,9 @@ def make_searcher(cfg: StudyConfig, space, url: str, orphans: list[int] | None =
                 tid = self._ot_study._storage.get_trial_id_from_study_id_trial_number(
                     self._ot_study._study_id, number)
                 self._ot_study._storage.set_trial_system_attr(tid, RERUN_ATTR, True)
+                # Optuna's cached storage writes params only for trials it has read: a sampler
+                # that reads no trials before sampling (random) would leave it not knowing this one
+                self._ot_study.get_trials(deepcopy=False)
                 self._ot_trials[trial_id] = optuna.Trial(self._ot_study, tid)
             return super().suggest(trial_id)
 

@@ -77,3 +77,32 @@ def test_resume_after_driver_killed(ray_local, tmp_path):
     for n in open_before:
         t = next(t for t in ot if t.number == n)
         assert t.system_attrs.get("hn:rerun") or n in done_before.index
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "evolution"])
+def test_searcher_reruns_an_orphan_under_its_own_number(tmp_path, small_space, sampler):
+    """A trial a killed driver left RUNNING in the Optuna study is re-run by the next driver's
+    searcher under its own number. The searcher's study reads through Optuna's cached storage,
+    which knows only the trials it has read: with a sampler that reads no trials before sampling
+    (random), the re-run once failed with KeyError inside `set_trial_param`."""
+    from orchestrator.config import load_config_data
+    from orchestrator.search import RERUN_ATTR, make_searcher, optuna_storage
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    cfg = load_config_data(study_config(tmp_path, url, sampler=sampler, trials=4))
+    # the killed driver: one trial finished, one created and never told; killed before the
+    # orphan drew its architecture (the re-run then draws it: writes through the cached storage)
+    first = optuna.create_study(study_name=cfg.study, storage=optuna_storage(url), directions=cfg.directions)
+    done = first.ask()
+    small_space.sample(done)
+    first.tell(done, [0.5, 1e5])
+    orphan = first.ask()
+    # the next driver: a fresh searcher (its own storage and cache) re-runs the orphan first
+    searcher = make_searcher(cfg, small_space, url, orphans=[orphan.number])
+    searcher.set_search_properties(None, None, {})
+    config = searcher.suggest("tune-trial-1")
+    assert config is not None
+    ot = searcher._ot_trials["tune-trial-1"]
+    assert ot.number == orphan.number
+    stored = optuna.load_study(study_name=cfg.study, storage=url).trials[orphan.number]
+    assert stored.system_attrs.get(RERUN_ATTR) is True
+    assert stored.params and stored.params == ot.params  # drawn by the re-run, in the study
