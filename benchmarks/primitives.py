@@ -66,7 +66,7 @@ PRIMITIVES = ("attention", "mamba1", "mamba2", "rwkv7", "retention")
 # every backend a recurrent primitive can run, compared at the middle training T and the middle
 # prefill T (the main table shows what `backends` picks)
 ALTERNATIVES = {"mamba1": ("triton", "torch-chunked"), "mamba2": ("fla-chunk", "fla-parallel", "torch-chunked"),
-                "rwkv7": ("fla-chunk", "torch-chunked"), "retention": ("fla-chunk", "torch-chunked")}
+                "rwkv7": ("triton", "fla-chunk", "torch-chunked"), "retention": ("fla-chunk", "torch-chunked")}
 FLA_BACKENDS = ("fla-chunk", "fla-parallel")
 # spec variants of the PyTorch forms, at the same sizes as the backend comparison (the chunk
 # length trades launches in the chunk recurrence against the size of the intra-chunk products)
@@ -164,7 +164,8 @@ def _impls(op):
                      {"fla-chunk": f"{base}.ssd.fla:ssd_fla", "fla-parallel": f"{base}.ssd.fla:ssd_fla_parallel"}),
              "retention": (retention.retention_chunked, retention.retention_naive,
                            {"fla-chunk": f"{base}.retention.fla:retention_fla"}),
-             "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, {"fla-chunk": f"{base}.rwkv7.fla:rwkv7_fla"}),
+             "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, {"triton": f"{base}.rwkv7.triton:rwkv7_triton",
+                                                                 "fla-chunk": f"{base}.rwkv7.fla:rwkv7_fla"}),
              "selective_scan": (selective_scan.selective_scan_chunked, selective_scan.selective_scan_naive,
                                 {"triton": f"{base}.selective_scan.triton:selective_scan_triton"})}
     return table[op]

@@ -12,7 +12,9 @@
 
 Design choices:
 - The kernel is `ops.rwkv7` with a = -kk, b = kk * a and the log-decay -exp(w) (fla's
-  `chunk_rwkv7` convention); `backends` picks fla on a GPU, else the chunked PyTorch form.
+  `chunk_rwkv7` convention); `backends` picks fla's `chunk_rwkv7` on a GPU when fla is opted
+  into, else the chunked PyTorch form. Our fused Triton kernels (`ops/rwkv7/triton.py`) run
+  when forced by name ("triton"): correct, not yet faster.
 - Initialisation follows x070 for a middle layer (ratio 0.5: the module does not know its
   depth), except that the LoRA down-projections and the output projection get small random
   values instead of zeros, so every parameter gets a gradient from the first step.
@@ -39,6 +41,11 @@ from .ops.rwkv7.fla import rwkv7_fla
 # r, k, v first (one batched projection), then the LoRA inputs
 MIXES = ("x_r", "x_k", "x_v", "x_w", "x_a", "x_g")
 _EXP_M_HALF = math.exp(-0.5)
+
+
+def _triton_kernel(*args, **kwargs):
+    from .ops.rwkv7.triton import rwkv7_triton  # GPU only: triton imported here
+    return rwkv7_triton(*args, **kwargs)
 
 
 def _lora_pair(d: int, rank: int, scale: float = 0.1) -> tuple[nn.Parameter, nn.Parameter]:
@@ -82,6 +89,7 @@ class RWKV7(TokenMixer):
                 lin.weight.uniform_(-s / d ** 0.5, s / d ** 0.5)
         self.ln_x = nn.GroupNorm(H, d, eps=64e-5)
         self._impls = {dispatch.TORCH: functools.partial(rwkv7_chunked, chunk=spec.chunk),
+                       "triton": _triton_kernel,
                        "fla-chunk": functools.partial(rwkv7_fla, chunk=spec.chunk)}
 
     def _project(self, x, xx, ctx):

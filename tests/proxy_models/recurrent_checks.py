@@ -18,7 +18,8 @@ def assert_agree(fast, ref, inputs: dict, atol: float = 1e-5, rtol: float = 1e-4
         o, s = fn(**leaves)
         # a fixed random projection of both outputs, so every element's gradient is exercised
         gen = torch.Generator().manual_seed(1)
-        loss = (o * torch.randn(o.shape, generator=gen)).sum() + (s * torch.randn(s.shape, generator=gen)).sum()
+        loss = ((o * torch.randn(o.shape, generator=gen).to(o.device)).sum()
+                + (s * torch.randn(s.shape, generator=gen).to(s.device)).sum())
         loss.backward()
         grads = {k: v.grad for k, v in leaves.items() if torch.is_tensor(v) and v.grad is not None}
         return o.detach().float(), s.detach().float(), grads
@@ -83,3 +84,36 @@ def check_bf16_autocast(module, d_model: int, value_residual=False):
     y.float().square().mean().backward()
     assert y.shape == x.shape and torch.isfinite(y.float()).all()
     assert torch.isfinite(x.grad).all()
+
+
+_INTERPRETER_PATCH = """
+import triton.runtime.interpreter as interp
+original = interp._patch_lang_tensor
+def patched(tensor, scope):  # triton 3.6's interpreter calls int() on 1-element arrays,
+    original(tensor, scope)  # which numpy >= 2.3 refuses
+    scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+interp._patch_lang_tensor = patched
+"""
+
+
+def run_in_triton_interpreter(script: str, timeout: int = 600) -> None:
+    """Run `script` (which must print "ok" last) in a fresh process under Triton's CPU interpreter,
+    with this folder importable; skip when triton is not installed (CPU machines need not have it;
+    the GPU tests and the dispatch self-test check the kernels again on a GPU). A fresh process:
+    TRITON_INTERPRET must be set before triton is first imported (torch imports it when present)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed")
+    here = Path(__file__).parent
+    env = dict(os.environ, TRITON_INTERPRET="1",
+               PYTHONPATH=os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", _INTERPRETER_PATCH + script], env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]

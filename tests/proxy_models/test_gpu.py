@@ -52,6 +52,29 @@ def test_moe_grouped_mm_on_gpu_matches_dense_reference():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 
 
+@pytest.mark.parametrize("T,init", [(19, True), (130, False), (2048, True)], ids=["T19-state", "T130", "T2048-state"])
+def test_rwkv7_triton_kernels_match_sequential_fp32(T, init):
+    """The fused RWKV-7 kernels (ops/rwkv7/triton.py) in fp32 on the GPU against the sequential
+    recurrence: output, final state and every input's gradient, at the tolerance the CPU
+    tests use for the PyTorch chunked form; and the module runs them when forced (they are not a
+    default backend: not faster yet, docs/benchmarks.md)."""
+    from proxy_models.ops.rwkv7 import rwkv7_naive
+    from proxy_models.ops.rwkv7.triton import rwkv7_triton
+    from proxy_models.rwkv7 import RWKV7
+    from search_space.primitives.rwkv7 import RWKV7Spec
+    from recurrent_checks import assert_agree
+    from test_ops_rwkv7 import inputs
+    from proxy_models.ops.rwkv7 import rwkv7_chunked
+    inp = {k: (v.to(DEV) if torch.is_tensor(v) else v) for k, v in inputs(T, init=init, H=2, K=64, V=64).items()}
+    # at 2K the token-by-token loop is slow: the PyTorch chunked form (itself tested against it) instead
+    assert_agree(rwkv7_triton, rwkv7_naive if T < 2048 else rwkv7_chunked, inp, atol=1e-4, rtol=1e-3)
+    from proxy_models.ops import dispatch
+    m = RWKV7(RWKV7Spec(type="rwkv7", head_dim=64), 512).to(DEV)
+    with dispatch.forced("rwkv7", "triton"), torch.autocast("cuda", dtype=torch.bfloat16):
+        m(torch.randn(2, 256, 512, device=DEV)).float().sum().backward()
+    assert m.backend == "triton"  # a forced backend still passes the dispatch self-test first
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_trains_under_bf16_autocast_and_decodes(path):
     arch = Architecture.from_yaml(path)

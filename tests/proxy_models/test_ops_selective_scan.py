@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from proxy_models.mamba1 import Mamba1
 from proxy_models.ops.selective_scan import selective_scan_chunked, selective_scan_naive
-from recurrent_checks import (T_VALUES, assert_agree, check_bf16_autocast, check_causal, check_grads,
+from recurrent_checks import (T_VALUES, assert_agree, run_in_triton_interpreter, check_bf16_autocast, check_causal, check_grads,
                               check_step_equals_forward)
 from search_space.primitives.mamba1 import Mamba1Spec
 
@@ -65,12 +65,6 @@ def test_module_records_backend_and_param_count():
 
 
 INTERPRETER_CHECK = """
-import triton.runtime.interpreter as interp
-original = interp._patch_lang_tensor
-def patched(tensor, scope):  # triton 3.6's interpreter calls int() on 1-element arrays,
-    original(tensor, scope)  # which numpy >= 2.3 refuses
-    scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
-interp._patch_lang_tensor = patched
 import test_ops_selective_scan as t
 from proxy_models.ops.selective_scan.triton import selective_scan_triton
 for T, init in ((19, True), (1, False)):
@@ -81,22 +75,8 @@ print("ok")
 
 def test_triton_kernels_match_sequential_in_the_interpreter():
     """The GPU kernels, run by Triton's CPU interpreter where triton is installed (the benchmark
-    and the dispatch self-test check them again on the GPU). A fresh process: TRITON_INTERPRET
-    must be set before triton is first imported (torch imports it when it is installed)."""
-    import importlib.util
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    if importlib.util.find_spec("triton") is None:
-        pytest.skip("triton is not installed")
-    here = Path(__file__).parent
-    env = dict(os.environ, TRITON_INTERPRET="1",
-               PYTHONPATH=os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", INTERPRETER_CHECK], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]
+    and the dispatch self-test check them again on the GPU)."""
+    run_in_triton_interpreter(INTERPRETER_CHECK)
 
 
 def test_long_sequences_run_in_segments_with_the_state_passed_on(monkeypatch):

@@ -104,8 +104,11 @@ class _ChunkStates(torch.autograd.Function):
             S[0].zero_()
         else:
             S[0].copy_(S0.reshape(B * H, K, V))
+        # the per-step operands as views made by three ops up front: indexing inside the loop
+        # would cost ~6 view ops per step, more host time than the step's matmul itself
+        Ms, Ns, Ss = mn[..., :K].unbind(0), mn[..., K:].unbind(0), S.unbind(0)
         for c in range(n):
-            torch.baddbmm(mn[c, :, :, K:], mn[c, :, :, :K], S[c], out=S[c + 1])
+            torch.baddbmm(Ns[c], Ms[c], Ss[c], out=Ss[c + 1])
         ctx.save_for_backward(mn, S)
         ctx.has_s0 = S0 is not None
         S_in = S[:n].view(n, B, H, K, V).permute(1, 2, 0, 3, 4).contiguous()
@@ -125,9 +128,10 @@ class _ChunkStates(torch.autograd.Function):
             G[n].copy_(g_final.reshape(BH, K, V))
         if g_in is None:
             g_in = S.new_zeros(B, H, n, K, V)
-        gin = g_in.permute(2, 0, 1, 3, 4).reshape(n, BH, K, V)
+        gin = g_in.permute(2, 0, 1, 3, 4).reshape(n, BH, K, V).unbind(0)
+        MTs, Gs = mn[..., :K].transpose(-1, -2).unbind(0), G.unbind(0)
         for c in range(n - 1, -1, -1):
-            torch.baddbmm(gin[c], mn[c, :, :, :K].transpose(1, 2), G[c + 1], out=G[c])
+            torch.baddbmm(gin[c], MTs[c], Gs[c + 1], out=Gs[c])
         gMN = torch.cat([G[1:] @ S[:n].transpose(-1, -2), G[1:]], dim=-1)     # [n, BH, K, E]
         gMN = gMN.view(n, B, H, K, E).permute(1, 2, 0, 3, 4)
         return gMN, (G[0].view(B, H, K, V) if ctx.has_s0 else None)

@@ -16,17 +16,18 @@ Design choices:
 - Gradients that sum over channels (dB, dC) are written per channel block and summed in PyTorch
   (deterministic; no atomics); dA is summed over the batch the same way.
 - Block sizes and warps are picked per (direction, D, N) by timing a few candidates on the first
-  call (not Triton's autotuner: the backward's partial-sum buffers depend on the channel block).
+  call (`ops.tuning.tuned`; not Triton's autotuner: the backward's partial-sum buffers depend on
+  the channel block).
 - Triton is imported when this module is imported; callers import it lazily, on a GPU (or on a
   CPU with TRITON_INTERPRET=1, which the tests use when triton is installed).
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from ..tuning import tuned
 
 
 @triton.jit
@@ -168,39 +169,6 @@ def _configs(N: int) -> list[tuple[int, int, int]]:
     return out[:3] or [(2, 2, 1)]
 
 
-_BEST: dict[tuple, tuple[int, int, int]] = {}
-
-
-def _tuned(key: tuple, N: int, launch):
-    """Run launch(cfg) with the fastest config for `key`, timing every candidate on the first call
-    (each launch rewrites all its outputs, so trial runs are harmless). Under Triton's CPU
-    interpreter only the first candidate runs."""
-    best = _BEST.get(key)
-    if best is None:
-        cands = _configs(N)
-        if not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
-            best = cands[0]
-        else:
-            timed = []
-            for cfg in cands:
-                try:
-                    launch(cfg)  # compiles
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    for _ in range(3):
-                        launch(cfg)
-                    end.record()
-                    end.synchronize()
-                    timed.append((start.elapsed_time(end), cfg))
-                except Exception:  # noqa: BLE001 - a config that does not compile is not a candidate
-                    continue
-            if not timed:
-                raise RuntimeError(f"no selective-scan Triton config compiles for {key}")
-            best = min(timed)[1]
-        _BEST[key] = best
-    return launch(best)
-
-
 class _SelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, dt, A, Bm, Cm, h0):
@@ -219,7 +187,7 @@ class _SelectiveScan(torch.autograd.Function):
             _fwd_kernel[(Bsz, triton.cdiv(D, BD))](
                 u, dt, A, Bm, Cm, h0c if h0c is not None else hT, y, hs, hT, T, D, N,
                 HAS_H0=h0c is not None, STORE_H=store, BT=BT, BD=BD, BN=BN, num_warps=warps)
-        _tuned(("fwd", D, N, store, h0c is not None), N, launch)
+        tuned(("selective_scan-fwd", D, N, store, h0c is not None), _configs(N), launch)
         if store:
             ctx.save_for_backward(u, dt, A, Bm, Cm, h0c, hs)
         return y, hT
@@ -247,7 +215,7 @@ class _SelectiveScan(torch.autograd.Function):
                                    HAS_H0=h0 is not None, HAS_DHT=dhT_c is not None,
                                    BT=BT, BD=BD, BN=BN, num_warps=warps)
             return dB, dC
-        dB, dC = _tuned(("bwd", D, N, h0 is not None, dhT_c is not None), N, launch)
+        dB, dC = tuned(("selective_scan-bwd", D, N, h0 is not None, dhT_c is not None), _configs(N), launch)
         return du, ddt, dA.sum(0), dB.sum(1), dC.sum(1), (dh0 if h0 is not None else None)
 
 
