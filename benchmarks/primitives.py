@@ -66,7 +66,7 @@ PRIMITIVES = ("attention", "mamba1", "mamba2", "rwkv7", "retention")
 # every backend a recurrent primitive can run, compared at the middle training T and the middle
 # prefill T (the main table shows what `backends` picks)
 ALTERNATIVES = {"mamba1": ("triton", "torch-chunked"), "mamba2": ("fla-chunk", "fla-parallel", "torch-chunked"),
-                "rwkv7": ("triton", "fla-chunk", "torch-chunked"), "retention": ("fla-chunk", "torch-chunked")}
+                "rwkv7": ("triton-scan", "triton", "fla-chunk", "torch-chunked"), "retention": ("fla-chunk", "torch-chunked")}
 FLA_BACKENDS = ("fla-chunk", "fla-parallel")
 # spec variants of the PyTorch forms, at the same sizes as the backend comparison (the chunk
 # length trades launches in the chunk recurrence against the size of the intra-chunk products)
@@ -164,7 +164,8 @@ def _impls(op):
                      {"fla-chunk": f"{base}.ssd.fla:ssd_fla", "fla-parallel": f"{base}.ssd.fla:ssd_fla_parallel"}),
              "retention": (retention.retention_chunked, retention.retention_naive,
                            {"fla-chunk": f"{base}.retention.fla:retention_fla"}),
-             "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, {"triton": f"{base}.rwkv7.triton:rwkv7_triton",
+             "rwkv7": (rwkv7.rwkv7_chunked, rwkv7.rwkv7_naive, {"triton-scan": f"{base}.rwkv7.scan_triton:rwkv7_triton_scan",
+                                                                 "triton": f"{base}.rwkv7.triton:rwkv7_triton",
                                                                  "fla-chunk": f"{base}.rwkv7.fla:rwkv7_fla"}),
              "selective_scan": (selective_scan.selective_scan_chunked, selective_scan.selective_scan_naive,
                                 {"triton": f"{base}.selective_scan.triton:selective_scan_triton"})}
@@ -266,6 +267,11 @@ def _run_case(rec, kind, name, T, cfg, device, clock, spec):
                 gy = torch.randn(B, T, d, device=device)
 
                 def fn():
+                    # as a training step: gradients start from None (optimizer.zero_grad()), so
+                    # the backward writes them instead of adding into last step's (a kernel per
+                    # parameter, which would charge primitives for their parameter count)
+                    m.zero_grad(set_to_none=True)
+                    x.grad = None
                     with autocast(device):
                         y = m(x, Ctx())
                     y.backward(gy.to(y.dtype))
@@ -432,7 +438,8 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=None, help="seconds per case")
     ap.add_argument("--max-minutes", type=float, default=6.0,
                     help="after this, remaining cases are recorded as skipped")
-    ap.add_argument("--no-alternatives", action="store_true", help="skip the per-backend comparison (GPU)")
+    ap.add_argument("--no-alternatives", action="store_true",
+                    help="skip the per-backend and spec-variant comparisons (GPU)")
     ap.add_argument("--alternatives", action="store_true",
                     help="run the per-backend comparison on a CPU too (only torch-chunked can run there)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/primitives-<device>.json)")
@@ -496,7 +503,7 @@ def main(argv=None):
                     alternatives.append(rec)
                     print(json.dumps(rec), flush=True)
     variants = []
-    if device.type == "cuda" or args.alternatives:
+    if (device.type == "cuda" and not args.no_alternatives) or args.alternatives:
         for kind, T in (("train", cfg["train_T"][len(cfg["train_T"]) // 2]),
                         ("prefill", cfg["prefill_T"][len(cfg["prefill_T"]) // 2])):
             for p in prims:

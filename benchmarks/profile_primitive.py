@@ -55,6 +55,8 @@ def profile_one(name, T, d, B, reps, device, spec, compile_mode=None):
     cuda = device.type == "cuda"
 
     def step():
+        layer.zero_grad(set_to_none=True)  # as a training step (and benchmarks/primitives.py)
+        x.grad = None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             y = m(x, Ctx())
         y.backward(gy.to(y.dtype))

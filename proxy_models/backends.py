@@ -195,11 +195,13 @@ OPS: dict[str, dict[str, tuple[Candidate, ...]]] = {
                     Candidate("torch-chunked", always))},
     # ungated chunk_retention and the DPLR chunk_rwkv7 do not use the refused gated kernel
     "retention": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always))},
-    # RWKV-7: fla's chunk_rwkv7 is opt-in and ran no faster than the PyTorch form at proxy sizes;
-    # our fused Triton kernels (ops/rwkv7/triton.py, backend "triton") are correct but not faster
-    # either (one program per head walks the chunks: 9.0 ms vs 8.4 ms fwd+bwd on an H200), so
-    # they run only when forced (benchmarks/primitives.py compares them); docs/benchmarks.md
-    "rwkv7": {"fwd": (Candidate("fla-chunk", fla_check()), Candidate("torch-chunked", always))},
+    # RWKV-7: "triton-scan" is the PyTorch chunked form with its chunk-to-chunk recurrence (n
+    # launches per direction) in one Triton launch each. fla's chunk_rwkv7 is opt-in and ran no
+    # faster than the PyTorch form at proxy sizes; our fully fused kernels (ops/rwkv7/triton.py,
+    # "triton") are correct but not faster either (one program per head walks the chunks: 9.0 ms
+    # vs 8.4 ms fwd+bwd on an H200), so they run only when forced; docs/benchmarks.md
+    "rwkv7": {"fwd": (Candidate("triton-scan", triton_check), Candidate("fla-chunk", fla_check()),
+                      Candidate("torch-chunked", always))},
     # Mamba-1: fla has no selective-scan kernel (its Mamba layer needs mamba_ssm); ours is Triton
     "selective_scan": {"fwd": (Candidate("triton", triton_check), Candidate("torch-chunked", always))},
 }

@@ -12,9 +12,10 @@
 
 Design choices:
 - The kernel is `ops.rwkv7` with a = -kk, b = kk * a and the log-decay -exp(w) (fla's
-  `chunk_rwkv7` convention); `backends` picks fla's `chunk_rwkv7` on a GPU when fla is opted
-  into, else the chunked PyTorch form. Our fused Triton kernels (`ops/rwkv7/triton.py`) run
-  when forced by name ("triton"): correct, not yet faster.
+  `chunk_rwkv7` convention); on a GPU `backends` picks "triton-scan" (the chunked PyTorch
+  form with its chunk-to-chunk recurrence in two Triton kernels, `ops/rwkv7/scan_triton.py`),
+  else the chunked PyTorch form; fla's `chunk_rwkv7` when fla is opted into. Our fully fused
+  Triton kernels (`ops/rwkv7/triton.py`) run when forced by name ("triton"): correct, not faster.
 - Initialisation follows x070 for a middle layer (ratio 0.5: the module does not know its
   depth), except that the LoRA down-projections and the output projection get small random
   values instead of zeros, so every parameter gets a gradient from the first step.
@@ -46,6 +47,11 @@ _EXP_M_HALF = math.exp(-0.5)
 def _triton_kernel(*args, **kwargs):
     from .ops.rwkv7.triton import rwkv7_triton  # GPU only: triton imported here
     return rwkv7_triton(*args, **kwargs)
+
+
+def _triton_scan(*args, **kwargs):
+    from .ops.rwkv7.scan_triton import rwkv7_triton_scan  # GPU only: triton imported here
+    return rwkv7_triton_scan(*args, **kwargs)
 
 
 def _lora_pair(d: int, rank: int, scale: float = 0.1) -> tuple[nn.Parameter, nn.Parameter]:
@@ -90,6 +96,7 @@ class RWKV7(TokenMixer):
         self.ln_x = nn.GroupNorm(H, d, eps=64e-5)
         self._impls = {dispatch.TORCH: functools.partial(rwkv7_chunked, chunk=spec.chunk),
                        "triton": _triton_kernel,
+                       "triton-scan": functools.partial(_triton_scan, chunk=spec.chunk),
                        "fla-chunk": functools.partial(rwkv7_fla, chunk=spec.chunk)}
 
     def _project(self, x, xx, ctx):

@@ -52,6 +52,25 @@ def test_moe_grouped_mm_on_gpu_matches_dense_reference():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 
 
+@pytest.mark.parametrize("T,init", [(19, True), (200, False)], ids=["T19-state", "T200"])
+def test_rwkv7_triton_scan_matches_sequential_fp32(T, init):
+    """The default RWKV-7 backend on a GPU ("triton-scan": the chunked form with its chunk
+    recurrence in Triton) in fp32 against the sequential recurrence, gradients included; and the
+    module picks it."""
+    from proxy_models.ops.rwkv7 import rwkv7_naive
+    from proxy_models.ops.rwkv7.scan_triton import rwkv7_triton_scan
+    from proxy_models.rwkv7 import RWKV7
+    from search_space.primitives.rwkv7 import RWKV7Spec
+    from recurrent_checks import assert_agree
+    from test_ops_rwkv7 import inputs
+    inp = {k: (v.to(DEV) if torch.is_tensor(v) else v) for k, v in inputs(T, init=init, H=2, K=64, V=64).items()}
+    assert_agree(lambda **a: rwkv7_triton_scan(**a, chunk=64), rwkv7_naive, inp, atol=1e-4, rtol=1e-3)
+    m = RWKV7(RWKV7Spec(type="rwkv7", head_dim=64), 512).to(DEV)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        m(torch.randn(2, 256, 512, device=DEV)).float().sum().backward()
+    assert m.backend == "triton-scan", backends.OPS["rwkv7"]
+
+
 @pytest.mark.parametrize("T,init", [(19, True), (130, False), (2048, True)], ids=["T19-state", "T130", "T2048-state"])
 def test_rwkv7_triton_kernels_match_sequential_fp32(T, init):
     """The fused RWKV-7 kernels (ops/rwkv7/triton.py) in fp32 on the GPU against the sequential

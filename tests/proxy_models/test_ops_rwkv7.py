@@ -150,6 +150,11 @@ bf = {k: (v.to(torch.float32 if k == "w" else torch.bfloat16).requires_grad_() i
 o, _ = tr.rwkv7_triton(**bf, output_final_state=False)
 o.float().sum().backward()
 assert o.dtype == torch.bfloat16 and all(bf[k].grad.dtype == bf[k].dtype for k in "rwkvab")
+# the "triton-scan" form: the chunked PyTorch algebra with the chunk recurrence in Triton
+from proxy_models.ops.rwkv7.scan_triton import rwkv7_triton_scan
+for T, init, chunk in ((19, True, 4), (130, False, 64), (200, True, 64)):
+    t.assert_agree(lambda **a: rwkv7_triton_scan(**a, chunk=chunk), rwkv7_naive,
+                   t.inputs(T, init=init, H=2, K=16, V=12), **tight)
 print("ok")
 """
 
