@@ -15,10 +15,17 @@ table entries found so far (Optuna's implementation) is divided by the hypervolu
 table's front. For each sampler and seed we record the trials needed to reach 95% of it.
 
 Target: the best sampler reaches 95% in at most 40% of the trials random search needs (median
-over seeds).
+over seeds). Random search is Optuna's RandomSampler as it is (repeats included). Each sampler runs
+with its study-config defaults (orchestrator/samplers.make_sampler: tpe/nsga2/nsga3/gp wrapped in
+NoRepeatSampler, the evolution screened by its surrogate); `--samplers` also takes variants,
+`name:key=value/key=value` (`tpe:no_repeat=false`, `evolution:screen=0`). Each run records how
+many proposals were of an architecture the study already had (`repeats`) and how many the
+no-repeat guard replaced (`replaced`).
 
     python benchmarks/search_efficiency.py                 # table of 200, 5 seeds (CPU, minutes)
     python benchmarks/search_efficiency.py --quick         # small, for a smoke run
+    python benchmarks/search_efficiency.py --exhaustive benchmarks/spaces/tabular.yaml \
+        --table-steps 300 --table-eval-examples 256 --seeds 50   # the exhaustive table as measured
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ import platform
 import random
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -179,24 +187,65 @@ def hv(L: np.ndarray, ref: np.ndarray) -> float:
     return float(compute_hypervolume(pts, ref, assume_pareto=True))
 
 
-def replay(table: Table, space, sampler_name: str, seed: int, budget: int) -> list[float]:
-    import optuna
+def sampler_config(spec: str):
+    """`tpe`, or a variant: `tpe:no_repeat=false`, `evolution:screen=0/population_size=37`
+    (`no_repeat` is the config's field, every other key a sampler option; values are YAML)."""
+    import yaml
     from orchestrator.config import SamplerConfig
+    name, _, rest = spec.partition(":")
+    data: dict = {"type": name, "options": {}}
+    for kv in filter(None, rest.split("/")):
+        k, _, v = kv.partition("=")
+        if k == "no_repeat":
+            data["no_repeat"] = yaml.safe_load(v)
+        else:
+            data["options"][k] = yaml.safe_load(v)
+    return SamplerConfig.model_validate(data)
+
+
+def replay(table: Table, space, spec: str, seed: int, budget: int) -> tuple[list[float], dict]:
+    """(hypervolume fraction after each trial, counts: proposals of an architecture the study
+    already had, and proposals the no-repeat guard replaced)."""
+    import optuna
     from orchestrator.samplers import make_sampler
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler = make_sampler(SamplerConfig(type=sampler_name), space=space, trials=budget, concurrency=1, seed=seed)
+    sampler = make_sampler(sampler_config(spec), space=space, trials=budget, concurrency=1, seed=seed)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     found: list[int] = []
+    tried: set[str] = set()
     curve = []
+    repeats = 0
     for _ in range(budget):
         trial = study.ask()
         arch = space.sample(trial)
+        repeats += arch.fingerprint() in tried
+        tried.add(arch.fingerprint())
         i = table.lookup(arch)
         found.append(i)
         r = table.rows[i]
         study.tell(trial, [r["quality"], math.log10(r["params_total"])])
         curve.append(hv(table.L[sorted(set(found))], table.ref) / table.full_hv)
-    return curve
+    replaced = sum("no_repeat:replaced" in t.system_attrs for t in study.trials)
+    return curve, {"repeats": repeats, "replaced": replaced}
+
+
+def summarize(results: dict) -> dict:
+    """The target check. The baseline is random search as Optuna defines it (`random`: uniform
+    draws, repeats included); variants of random (e.g. `random:no_repeat=true`) are reported but
+    are neither the baseline nor the best. Without a `random` row, `met` is None."""
+    def med(n):
+        v = results[n]["median_trials_to_95"]
+        return math.inf if v is None else v  # a JSON file stores inf as null
+    rnd = med("random") if "random" in results else None
+    best_name = min((n for n in results if results[n]["config"]["type"] != "random"), key=med, default=None)
+    best = med(best_name) if best_name else math.inf
+    if rnd is None:
+        ratio, met = None, None
+    else:
+        ratio = best / rnd if math.isfinite(best) and math.isfinite(rnd) else None
+        met = bool(ratio is not None and ratio <= 0.40) or (math.isfinite(best) and not math.isfinite(rnd))
+    return {"best_sampler": best_name, "best_median_trials_to_95": best, "random_median_trials_to_95": rnd,
+            "ratio": ratio, "target": "ratio <= 0.40", "met": met}
 
 
 def trials_to(curve: list[float], frac: float) -> float:
@@ -215,12 +264,16 @@ def main(argv=None):
     ap.add_argument("--budget", type=int, default=150, help="trials per sampler run")
     ap.add_argument("--random-budget", type=int, default=600, help="trials per random-search run")
     ap.add_argument("--samplers", default="tpe,nsga2,nsga3,evolution,random",
-                    help="comma list; add gp to include GPSampler (slow: about 5 s per trial here with ~40 categorical params)")
+                    help="comma list; add gp to include GPSampler (slow: about 5 s per trial here with ~40 categorical "
+                         "params); a variant is name:key=value/key=value, e.g. tpe:no_repeat=false, evolution:screen=0 "
+                         "(no_repeat is the study config's field, other keys are sampler options)")
     ap.add_argument("--table", type=Path, default=RESULTS / "search_efficiency_table.json")
     ap.add_argument("--out", type=Path, default=RESULTS / "search_efficiency.json")
     ap.add_argument("--use-partial", action="store_true", help="replay on the cached table as it is, even if smaller")
     ap.add_argument("--table-steps", type=int, default=30, help="training steps per table entry (MQAR, batch 16)")
     ap.add_argument("--table-eval-examples", type=int, default=64, help="test examples per table entry")
+    ap.add_argument("--rebuild-table", action="store_true",
+                    help="--exhaustive: evaluate the table again when the cached one has another fidelity")
     ap.add_argument("--exhaustive", type=Path, default=None, metavar="SPACE.yaml",
                     help="evaluate EVERY architecture of this small space (e.g. benchmarks/spaces/tabular.yaml) and "
                          "search it: each proposal is answered by its own result, no nearest neighbour")
@@ -240,11 +293,38 @@ def main(argv=None):
             args.out = RESULTS / f"search_efficiency_{stem}.json"
     space = SearchSpace.from_yaml(space_path)
 
+    # every sampler spec is checked before the table is read or built: a bad one is one line and exit code 2
+    from orchestrator.samplers import make_sampler
+    from pydantic import ValidationError
+    from search_space.errors import UserError
+    configs = {}
+    for name in args.samplers.split(","):
+        try:
+            configs[name] = sampler_config(name)
+            with warnings.catch_warnings():  # Optuna's ExperimentalWarning: said again by the replay
+                warnings.simplefilter("ignore")
+                make_sampler(configs[name], space=space, trials=args.budget, concurrency=1, seed=0)
+        except (ValidationError, UserError, ValueError) as e:
+            msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()) \
+                if isinstance(e, ValidationError) else str(e).splitlines()[0]
+            print(f"error: --samplers {name}: {msg}", file=sys.stderr)
+            raise SystemExit(2) from None
+
     if args.exhaustive:  # resumes a cached table: only architectures not in it are evaluated
         print(f"every architecture of {space_path.name}, each evaluated once (cached in {args.table.name}) ...",
               flush=True)
-        raw = build_table(0, args.workers, args.table, space_path, exhaustive=True,
-                          fidelity=table_fidelity(args.table_steps, args.table_eval_examples))
+        fidelity = table_fidelity(args.table_steps, args.table_eval_examples)
+        if args.table.exists() and not args.rebuild_table:
+            cached = json.loads(args.table.read_text()).get("fidelity")
+            if cached != fidelity:
+                # build_table would start a new table over the cached one: minutes of evaluation
+                # lost to a forgotten flag
+                ov = (cached or {}).get("overrides", {})
+                steps = ov.get("tasks", [{}])[0].get("tokens", 0) // (16 * 32)
+                print(f"error: {args.table.name} was built with --table-steps {steps} --table-eval-examples "
+                      f"{ov.get('eval_examples')}; give those, or --rebuild-table to replace it", file=sys.stderr)
+                raise SystemExit(2)
+        raw = build_table(0, args.workers, args.table, space_path, exhaustive=True, fidelity=fidelity)
     elif args.table.exists() and (args.use_partial or len(json.loads(args.table.read_text())["rows"]) >= args.table_size):
         raw = json.loads(args.table.read_text())
         print(f"table: {args.table} (cached, {len(raw['rows'])} architectures)")
@@ -256,33 +336,35 @@ def main(argv=None):
     print(f"{len(table.rows)} complete entries; full-table hypervolume {table.full_hv:.4g}")
 
     results = {}
-    for name in args.samplers.split(","):
-        budget = args.random_budget if name == "random" else args.budget
-        if name == "gp":
+    for name, cfg in configs.items():
+        budget = args.random_budget if cfg.type == "random" else args.budget
+        if cfg.type == "gp":
             budget = min(budget, 80)  # GP's cost grows with trials; 80 shows its start
         runs = []
         for seed in range(args.seeds):
             t0 = time.time()
-            curve = replay(table, space, name, seed, budget)
+            curve, counts = replay(table, space, name, seed, budget)
             runs.append({"seed": seed, "curve": curve, "to95": trials_to(curve, 0.95),
-                         "to90": trials_to(curve, 0.90), "sampler_s": time.time() - t0})
+                         "to90": trials_to(curve, 0.90), **counts, "sampler_s": time.time() - t0})
         med95 = float(np.median([r["to95"] for r in runs]))
-        results[name] = {"budget": budget, "median_trials_to_95": med95,
+        results[name] = {"budget": budget, "config": cfg.model_dump(), "median_trials_to_95": med95,
                          "median_trials_to_90": float(np.median([r["to90"] for r in runs])),
-                         "final_hv_frac_mean": float(np.mean([r["curve"][-1] for r in runs])), "runs": runs}
+                         "runs_reaching_95": int(sum(math.isfinite(r["to95"]) for r in runs)),
+                         "final_hv_frac_mean": float(np.mean([r["curve"][-1] for r in runs])),
+                         "repeats_mean": float(np.mean([r["repeats"] for r in runs])),
+                         "replaced_mean": float(np.mean([r["replaced"] for r in runs])), "runs": runs}
         print(f"{name:10s} budget {budget:4d}  median trials to 95%: {med95:6.1f}  "
               f"to 90%: {results[name]['median_trials_to_90']:6.1f}  "
-              f"final HV {results[name]['final_hv_frac_mean']:.3f}", flush=True)
+              f"reached 95%: {results[name]['runs_reaching_95']}/{args.seeds}  "
+              f"final HV {results[name]['final_hv_frac_mean']:.3f}  "
+              f"repeats {results[name]['repeats_mean']:.1f}  replaced {results[name]['replaced_mean']:.1f}  "
+              f"({np.mean([r['sampler_s'] for r in runs]):.1f} s/run)", flush=True)
 
-    rnd = results.get("random", {}).get("median_trials_to_95", math.inf)
-    best_name = min((n for n in results if n != "random"), key=lambda n: results[n]["median_trials_to_95"], default=None)
-    best = results[best_name]["median_trials_to_95"] if best_name else math.inf
-    ratio = best / rnd if math.isfinite(best) and math.isfinite(rnd) else None
-    summary = {"best_sampler": best_name, "best_median_trials_to_95": best, "random_median_trials_to_95": rnd,
-               "ratio": ratio, "target": "ratio <= 0.40",
-               "met": bool(ratio is not None and ratio <= 0.40) or (math.isfinite(best) and not math.isfinite(rnd))}
-    print(f"best: {best_name} needs {best} trials (median) for 95%, random needs {rnd}: "
-          f"ratio {ratio if ratio is None else round(ratio, 3)} (target <= 0.40) -> {'met' if summary['met'] else 'NOT met'}")
+    summary = summarize(results)
+    print(f"best: {summary['best_sampler']} needs {summary['best_median_trials_to_95']} trials (median) for 95%, "
+          f"random needs {summary['random_median_trials_to_95']}: ratio "
+          f"{summary['ratio'] if summary['ratio'] is None else round(summary['ratio'], 3)} (target <= 0.40) -> "
+          f"{ {True: 'met', False: 'NOT met', None: 'no random baseline in this run'}[summary['met']] }")
     out = {"benchmark": "search_efficiency", "device": raw["device"], "table": str(args.table.name),
            "space": raw.get("space", str(SPACE.relative_to(REPO))), "exhaustive": bool(raw.get("exhaustive")),
            "nearest_neighbour_answers": table.misses,

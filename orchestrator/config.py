@@ -5,7 +5,8 @@
     space: ../spaces/small.yaml                # a path (relative to this file) or an inline mapping
     objectives: [quality, {cache_mib_8k: minimize}]
     constraints: ["params_total <= 5e6"]
-    sampler: {type: tpe}                       # tpe | nsga2 | nsga3 | gp | random | evolution
+    sampler: {type: tpe}                       # tpe | nsga2 | nsga3 | gp | random | evolution;
+                                               # no_repeat: false lets tpe/nsga*/gp repeat
     trials: 24
     concurrency: 2
     resources: {cpu: 1, gpu: 0}                # or gpu: auto (trials share GPUs by measured memory)
@@ -33,7 +34,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, field_validator, model_validator
 
 from search_space.errors import GenomeError, UserError
 from search_space.metrics import METRICS
@@ -142,6 +143,11 @@ class SamplerConfig(_Strict):
     type: Literal["tpe", "nsga2", "nsga3", "gp", "random", "evolution"] = "tpe"
     #: keyword arguments for the sampler's constructor (checked against its signature)
     options: dict[str, Any] = Field(default_factory=dict)
+    #: never propose an architecture the study already has (any state) while the space has new
+    #: ones: a repeat is a full proxy training whose result is known. None: the sampler's default,
+    #: on for tpe, nsga2, nsga3 and gp (orchestrator/samplers.py's NoRepeatSampler wraps them),
+    #: off for random (the baseline, as Optuna defines it); evolution never repeats (false is an error)
+    no_repeat: StrictBool | None = None  # strict: "no" or 0 must not quietly mean false
 
     @model_validator(mode="before")
     @classmethod
@@ -150,8 +156,9 @@ class SamplerConfig(_Strict):
             return {"type": v}
         if isinstance(v, dict) and "type" in v and "options" not in v and len(v) > 1:
             # {type: nsga2, population_size: 8} reads better than nesting options
-            rest = {k: x for k, x in v.items() if k != "type"}
-            return {"type": v["type"], "options": rest}
+            own = ("type", "no_repeat")
+            rest = {k: x for k, x in v.items() if k not in own}
+            return {**{k: v[k] for k in own if k in v}, "options": rest}
         return v
 
 

@@ -22,7 +22,7 @@ def _objectives(arch):
                                        ("evolution", EvolutionSampler)])
 def test_each_sampler_drives_the_define_by_run_space(small_space, name, cls):
     s = make_sampler(SamplerConfig(type=name), space=small_space, trials=12, concurrency=1, seed=0)
-    assert isinstance(s, cls)
+    assert isinstance(getattr(s, "wrapped", s), cls)  # tpe and nsga* come wrapped in NoRepeatSampler
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=s)
     for _ in range(12):
         t = study.ask()
