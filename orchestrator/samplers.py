@@ -116,6 +116,22 @@ def rank_and_crowding(trials: list[FrozenTrial], directions) -> tuple[np.ndarray
 FINGERPRINT_ATTRS = ("evolution:fingerprint", "no_repeat:fingerprint")
 
 
+_NOT_PLANNED = object()
+
+
+def _planned(params: dict | None, name: str, dist):
+    """The value a sampler planned for param `name` of a trial (its architecture chosen whole in
+    `before_trial`), or _NOT_PLANNED when there is no plan for it or the planned value is outside
+    the distribution the space asks with (the space changed shape on the way: draw it instead)."""
+    if params is None or name not in params:
+        return _NOT_PLANNED
+    value = params[name]
+    try:
+        return value if dist._contains(dist.to_internal_repr(value)) else _NOT_PLANNED
+    except (ValueError, TypeError):
+        return _NOT_PLANNED
+
+
 class Novelty:
     """What a study has already tried, and ways to find an architecture it has not.
 
@@ -408,14 +424,9 @@ class EvolutionSampler(BaseSampler):
             storage.set_trial_system_attr(trial._trial_id, "evolution:repeat", True)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        params = self._children.get(trial.number)
-        if params is not None and param_name in params:
-            value = params[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (ValueError, TypeError):
-                pass
+        value = _planned(self._children.get(trial.number), param_name, param_distribution)
+        if value is not _NOT_PLANNED:
+            return value
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study, trial, state, values) -> None:
@@ -548,14 +559,9 @@ class NoRepeatSampler(BaseSampler):
         storage.set_trial_system_attr(trial._trial_id, "no_repeat:fingerprint", chosen.fingerprint())
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        params = self._plans.get(trial.number)
-        if params is not None and param_name in params:
-            value = params[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (ValueError, TypeError):
-                pass
+        value = _planned(self._plans.get(trial.number), param_name, param_distribution)
+        if value is not _NOT_PLANNED:
+            return value
         return self._sampler.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study, trial, state, values) -> None:

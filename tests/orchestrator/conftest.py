@@ -23,3 +23,17 @@ def small_space():
     from orch_helpers import SMALL_SPACE
     from search_space.space import SearchSpace
     return SearchSpace.from_yaml(SMALL_SPACE)
+
+
+@pytest.fixture
+def tiny_space():
+    """(space, every): the 40-architecture tiny space and fingerprint -> architecture for all of it."""
+    import random
+
+    from orch_helpers import TINY_SPACE
+    from search_space.space import SearchSpace
+    space = SearchSpace.from_yaml(TINY_SPACE)
+    rng = random.Random(0)
+    every = {a.fingerprint(): a for a in (space.random(rng) for _ in range(3000))}
+    assert len(every) == 40
+    return space, every

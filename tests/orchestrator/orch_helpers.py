@@ -1,6 +1,7 @@
 """Shared helpers of the orchestrator tests (imported by conftest and the tests)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -29,3 +30,39 @@ def write_config(tmp_path: Path, cfg: dict, name: str = "study.yaml") -> Path:
     p = tmp_path / name
     p.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return p
+
+
+# the samplers' tests: a tiny space (2 d_model x 1-2 blocks of 2 token mixers x 2 channel mixers =
+# 40 architectures) runs out quickly, so a repeated proposal shows within a few dozen trials
+TINY_SPACE = """
+name: tiny
+d_model: [32, 64]
+depth: {min: 1, max: 2}
+norm: [rmsnorm]
+token_mixers:
+  attention: {heads: [2]}
+  retention: {heads: [2], chunk: [32]}
+channel_mixers:
+  swiglu: {expand: [2]}
+  none: {}
+sharing: false
+"""
+
+
+def objectives(arch):
+    """Two cheap analytic objectives (both minimized) that replace training in sampler tests."""
+    c = arch.costs(256, context=8192)
+    return [math.log10(c.params_total), c.cache_bytes / 2**20]
+
+
+def concurrent_fingerprints(study, space, batches=(6, 10, 10)) -> list[str]:
+    """Ask each batch of trials before telling any of them (trials running concurrently), then
+    tell them; returns the fingerprints of every architecture proposed, in order."""
+    fps = []
+    for batch in batches:
+        running = [study.ask() for _ in range(batch)]
+        archs = [space.sample(t) for t in running]
+        fps += [a.fingerprint() for a in archs]
+        for t, a in zip(running, archs):
+            study.tell(t, objectives(a))
+    return fps

@@ -2,49 +2,17 @@
 real Optuna studies (in memory): fast, no Ray."""
 from __future__ import annotations
 
-import math
-import random
 
 import numpy as np
 import optuna
 import pytest
 
 from orchestrator.config import ConfigError, SamplerConfig
+from orch_helpers import concurrent_fingerprints, objectives
 from orchestrator.samplers import EvolutionSampler, NoRepeatSampler, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-
-# 2 d_model x 1-2 blocks of 2 token mixers x 2 channel mixers = 40 architectures
-TINY_SPACE = """
-name: tiny
-d_model: [32, 64]
-depth: {min: 1, max: 2}
-norm: [rmsnorm]
-token_mixers:
-  attention: {heads: [2]}
-  retention: {heads: [2], chunk: [32]}
-channel_mixers:
-  swiglu: {expand: [2]}
-  none: {}
-sharing: false
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from search_space.space import SearchSpace
-    space = SearchSpace.from_yaml(TINY_SPACE)
-    rng = random.Random(0)
-    every = {a.fingerprint(): a for a in (space.random(rng) for _ in range(3000))}
-    assert len(every) == 40
-    return space, every
-
-
-def _objectives(arch):
-    c = arch.costs(256, context=8192)
-    return [math.log10(c.params_total), c.cache_bytes / 2**20]
-
 
 def _sampler(name, space, seed=0, trials=45, **kw):
     return make_sampler(SamplerConfig(type=name, **kw), space=space, trials=trials, concurrency=1, seed=seed)
@@ -57,13 +25,13 @@ def _run(space, sampler, n):
         t = study.ask()
         arch = space.sample(t)
         fps.append(arch.fingerprint())
-        study.tell(t, _objectives(arch))
+        study.tell(t, objectives(arch))
     return study, fps
 
 
 @pytest.mark.parametrize("name", ["tpe", "nsga2", "nsga3", "gp"])
-def test_structural_samplers_are_wrapped_by_default_and_random_is_not(tiny, name):
-    space, _ = tiny
+def test_structural_samplers_are_wrapped_by_default_and_random_is_not(tiny_space, name):
+    space, _ = tiny_space
     s = _sampler(name, space)
     assert isinstance(s, NoRepeatSampler)
     assert not isinstance(_sampler(name, space, no_repeat=False), NoRepeatSampler)
@@ -72,8 +40,8 @@ def test_structural_samplers_are_wrapped_by_default_and_random_is_not(tiny, name
 
 
 @pytest.mark.parametrize("name", ["tpe", "nsga2"])
-def test_no_repeats_while_the_space_has_new_architectures(tiny, name):
-    space, every = tiny
+def test_no_repeats_while_the_space_has_new_architectures(tiny_space, name):
+    space, every = tiny_space
     study, fps = _run(space, _sampler(name, space, seed=1), 45)
     assert len(set(fps[:40])) == 40, "a repeat while new architectures were left"
     assert set(fps[:40]) == set(every)
@@ -84,17 +52,17 @@ def test_no_repeats_while_the_space_has_new_architectures(tiny, name):
     assert sum("no_repeat:replaced" in t.system_attrs for t in study.trials) >= 5
 
 
-def test_without_the_guard_tpe_repeats(tiny):
+def test_without_the_guard_tpe_repeats(tiny_space):
     """Why the guard exists: on a finite space TPE proposes architectures the study has."""
-    space, _ = tiny
+    space, _ = tiny_space
     _, fps = _run(space, _sampler("tpe", space, seed=1, no_repeat=False), 40)
     assert len(set(fps)) < 35
 
 
-def test_params_are_the_evaluated_architecture(tiny):
+def test_params_are_the_evaluated_architecture(tiny_space):
     """A replaced proposal leaves no trace in the params: the trial's params (what the wrapped
     sampler's model learns from) are those of the architecture that was evaluated."""
-    space, _ = tiny
+    space, _ = tiny_space
     study, fps = _run(space, _sampler("tpe", space, seed=2), 30)
     replaced = [t for t in study.trials if "no_repeat:replaced" in t.system_attrs]
     assert replaced
@@ -110,10 +78,10 @@ def test_params_are_the_evaluated_architecture(tiny):
         assert info["op"] == "random" or info["op"].startswith("mutate*")
 
 
-def test_unreplaced_proposals_are_the_wrapped_samplers_own(tiny):
+def test_unreplaced_proposals_are_the_wrapped_samplers_own(tiny_space):
     """Until the wrapped sampler repeats itself, the wrapper proposes exactly what it would alone;
     its first repeat is replaced by a new architecture."""
-    space, _ = tiny
+    space, _ = tiny_space
     _, alone = _run(space, optuna.samplers.NSGAIISampler(seed=4, population_size=16), 16)
     first = next(i for i, fp in enumerate(alone) if fp in alone[:i])  # birthday: 16 of 40 repeat
     study, fps = _run(space, NoRepeatSampler(optuna.samplers.NSGAIISampler(seed=4, population_size=16), space,
@@ -124,23 +92,17 @@ def test_unreplaced_proposals_are_the_wrapped_samplers_own(tiny):
     assert study.trials[first].system_attrs["no_repeat:replaced"]["proposed"] == alone[first]
 
 
-def test_concurrent_trials_spread_out(tiny):
+def test_concurrent_trials_spread_out(tiny_space):
     """Trials asked before any is told (running concurrently) are all different."""
-    space, _ = tiny
+    space, _ = tiny_space
     s = make_sampler(SamplerConfig(type="tpe"), space=space, trials=40, concurrency=4, seed=0)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=s)
-    fps = []
-    for batch in (6, 10, 10):
-        running = [study.ask() for _ in range(batch)]
-        archs = [space.sample(t) for t in running]
-        fps += [a.fingerprint() for a in archs]
-        for t, a in zip(running, archs):
-            study.tell(t, _objectives(a))
+    fps = concurrent_fingerprints(study, space)
     assert len(set(fps)) == len(fps) == 26
 
 
-def test_failed_and_pruned_architectures_are_not_proposed_again(tiny):
-    space, _ = tiny
+def test_failed_and_pruned_architectures_are_not_proposed_again(tiny_space):
+    space, _ = tiny_space
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=_sampler("tpe", space, seed=3))
     fps = []
     for i in range(40):
@@ -152,12 +114,12 @@ def test_failed_and_pruned_architectures_are_not_proposed_again(tiny):
         elif i % 3 == 0:
             study.tell(t, state=optuna.trial.TrialState.PRUNED)
         else:
-            study.tell(t, _objectives(arch))
+            study.tell(t, objectives(arch))
     assert len(set(fps)) == 40
 
 
-def test_enqueued_and_rerun_trials_are_left_alone(tiny):
-    space, every = tiny
+def test_enqueued_and_rerun_trials_are_left_alone(tiny_space):
+    space, every = tiny_space
     study, fps = _run(space, _sampler("tpe", space, seed=0), 12)
     # an enqueued architecture the study already has is evaluated as asked: the user wants it
     study.enqueue_trial(space.to_params(every[fps[0]]))
@@ -165,7 +127,7 @@ def test_enqueued_and_rerun_trials_are_left_alone(tiny):
     assert space.sample(t).fingerprint() == fps[0]
     attrs = study._storage.get_trial_system_attrs(t._trial_id)
     assert not any(k.startswith("no_repeat:") for k in attrs)
-    study.tell(t, _objectives(every[fps[0]]))
+    study.tell(t, objectives(every[fps[0]]))
     # a new enqueued architecture, started but none of its params drawn yet: a trial asked
     # meanwhile does not take it too
     new = next(fp for fp in every if fp not in fps)
@@ -175,7 +137,7 @@ def test_enqueued_and_rerun_trials_are_left_alone(tiny):
     assert space.sample(other).fingerprint() != new
     assert space.sample(t).fingerprint() == new
     for x in (t, other):
-        study.tell(x, _objectives(space.replay(x.params)))
+        study.tell(x, objectives(space.replay(x.params)))
     # a trial re-run under its own number (search.py's resume) keeps its params and attributes
     t = study.ask()
     arch = space.sample(t)
@@ -185,8 +147,8 @@ def test_enqueued_and_rerun_trials_are_left_alone(tiny):
     assert study._storage.get_trial_system_attrs(again._trial_id) == before
 
 
-def test_gp_wrapped_runs_multi_objective(tiny):
-    space, _ = tiny
+def test_gp_wrapped_runs_multi_objective(tiny_space):
+    space, _ = tiny_space
     _, fps = _run(space, _sampler("gp", space, seed=0, trials=20), 14)
     assert len(set(fps)) == 14
 
@@ -227,8 +189,8 @@ def test_choose_picks_the_candidate_predicted_to_extend_the_front():
     assert best == 1 and scores[1] > 0
 
 
-def test_screened_evolution_records_and_never_repeats(tiny):
-    space, every = tiny
+def test_screened_evolution_records_and_never_repeats(tiny_space):
+    space, every = tiny_space
     s = EvolutionSampler(space, population_size=5, screen=16, seed=0)
     study, fps = _run(space, s, 40)
     assert set(fps) == set(every)

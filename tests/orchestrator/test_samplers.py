@@ -1,20 +1,15 @@
 """The samplers on real Optuna studies (in memory) with analytic objectives: fast, no Ray."""
 from __future__ import annotations
 
-import math
 
 import optuna
 import pytest
 
 from orchestrator.config import ConfigError, SamplerConfig
+from orch_helpers import concurrent_fingerprints, objectives
 from orchestrator.samplers import EvolutionSampler, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _objectives(arch):
-    c = arch.costs(256, context=8192)
-    return [math.log10(c.params_total), c.cache_bytes / 2**20]
 
 
 @pytest.mark.parametrize("name, cls", [("tpe", optuna.samplers.TPESampler), ("nsga2", optuna.samplers.NSGAIISampler),
@@ -30,7 +25,7 @@ def test_each_sampler_drives_the_define_by_run_space(small_space, name, cls):
         assert small_space.contains(arch) == []
         for k, v in small_space.violations(arch).items():
             t.set_constraint(k, v)
-        study.tell(t, _objectives(arch))
+        study.tell(t, objectives(arch))
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 12
 
 
@@ -42,7 +37,7 @@ def test_evolution_children_are_rebuilt_exactly_and_recorded(small_space):
         arch = small_space.sample(t)
         fp = study._storage.get_trial_system_attrs(t._trial_id)["evolution:fingerprint"]
         assert fp == arch.fingerprint(), "define-by-run sampling must rebuild the proposed architecture"
-        study.tell(t, _objectives(arch))
+        study.tell(t, objectives(arch))
     ops = [t.system_attrs["evolution:op"] for t in study.trials]
     assert ops[:4] == ["random"] * 4  # warm-up
     assert all(op in ("mutate", "crossover+mutate") or op.startswith("mutate*") for op in ops[4:])
@@ -60,33 +55,7 @@ def test_sampler_options_are_checked():
 
 
 # ---------------------------------------------------------------------------------------------
-# no repeats: a tiny space (2 d_model x 1-2 blocks of 2 token mixers x 2 channel mixers = 40
-# architectures) runs out quickly, so a repeat would show within a few dozen trials
-TINY_SPACE = """
-name: tiny
-d_model: [32, 64]
-depth: {min: 1, max: 2}
-norm: [rmsnorm]
-token_mixers:
-  attention: {heads: [2]}
-  retention: {heads: [2], chunk: [32]}
-channel_mixers:
-  swiglu: {expand: [2]}
-  none: {}
-sharing: false
-"""
-
-
-@pytest.fixture
-def tiny_space():
-    import random
-
-    from search_space.space import SearchSpace
-    space = SearchSpace.from_yaml(TINY_SPACE)
-    rng = random.Random(0)
-    every = {a.fingerprint(): a for a in (space.random(rng) for _ in range(3000))}
-    assert len(every) == 40
-    return space, every  # fingerprint -> architecture, for all of the space
+# no repeats: on the tiny space (conftest `tiny_space`, 40 architectures) a repeat shows quickly
 
 
 def _run(space, sampler, n, state_of=lambda i, arch: optuna.trial.TrialState.COMPLETE):
@@ -98,7 +67,7 @@ def _run(space, sampler, n, state_of=lambda i, arch: optuna.trial.TrialState.COM
         fps.append(arch.fingerprint())
         state = state_of(i, arch)
         if state == optuna.trial.TrialState.COMPLETE:
-            study.tell(t, _objectives(arch))
+            study.tell(t, objectives(arch))
         else:
             study.tell(t, state=state)
     return study, fps
@@ -136,13 +105,7 @@ def test_evolution_spreads_concurrent_trials(tiny_space):
     space, _ = tiny_space
     s = EvolutionSampler(space, population_size=4, seed=0)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=s)
-    fps = []
-    for batch in (6, 10, 10):
-        running = [study.ask() for _ in range(batch)]
-        archs = [space.sample(t) for t in running]
-        fps += [a.fingerprint() for a in archs]
-        for t, a in zip(running, archs):
-            study.tell(t, _objectives(a))
+    fps = concurrent_fingerprints(study, space)
     assert len(set(fps)) == len(fps) == 26
 
 
@@ -160,7 +123,7 @@ def test_evolution_leaves_enqueued_and_rerun_trials_alone(tiny_space):
     assert study._storage.get_trial_system_attrs(other._trial_id)["evolution:repeat"] is True
     assert space.sample(t).fingerprint() == last
     for x in (t, other):
-        study.tell(x, _objectives(space.replay(x.params)))
+        study.tell(x, objectives(space.replay(x.params)))
     # a trial re-run under its own number (search.py's resume) keeps its params and provenance
     t = study.ask()
     arch = space.sample(t)

@@ -54,8 +54,26 @@ def test_doubling_inverse_solve_matches_sequential(T, monkeypatch):
     assert_agree(lambda **a: rwkv7_chunked(**a, chunk=5), rwkv7_naive, inputs(T, init=False))
 
 
+class _ChunkStates(torch.autograd.Function):
+    """The chunk recurrence with `states_backward` as its gradient, for gradcheck."""
+
+    @staticmethod
+    def forward(ctx, MN, S0):
+        from proxy_models.ops.rwkv7.chunked import states_forward
+        S_in, S_final = states_forward(MN, S0)
+        ctx.save_for_backward(MN, S_in)
+        ctx.has_s0 = S0 is not None
+        return S_in, S_final
+
+    @staticmethod
+    def backward(ctx, g_in, g_final):
+        from proxy_models.ops.rwkv7.chunked import states_backward
+        MN, S_in = ctx.saved_tensors
+        gMN, g0 = states_backward(MN, S_in, g_in, g_final)
+        return gMN, (g0 if ctx.has_s0 else None)
+
+
 def test_chunk_state_recurrence_backward_is_exact():
-    from proxy_models.ops.rwkv7.chunked import _ChunkStates
     g = torch.Generator().manual_seed(3)
     MN = (torch.randn(2, 3, 5, 4, 7, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
     S0 = torch.randn(2, 3, 4, 3, generator=g, dtype=torch.float64, requires_grad=True)

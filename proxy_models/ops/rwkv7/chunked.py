@@ -11,8 +11,9 @@ so s = W S0 + U with W, U from one triangular solve per chunk. Then, per chunk,
     S_L = (diag(G_L) + (b G_L/G)^T W) S0 + ((b G_L/G)^T U + (k G_L/G)^T v) = M S0 + N
 All of W, U, Q, O, M, N are computed for every chunk in parallel with batched matmuls. The
 states entering the chunks follow the affine recurrence S_{c+1} = M_c S_c + N_c, run as a
-plain loop (one batched matmul-add per chunk) inside an autograd Function whose backward is the
-adjoint loop (`_ChunkStates`).
+plain loop (one batched matmul-add per chunk, `states_forward`; its backward is the adjoint loop,
+`states_backward`), or in Triton on a GPU (`scan_triton.py`). The whole chunk algebra is one
+autograd Function (`_Chunked`) with a hand-written backward.
 
 Why it is written this way (speed): at proxy sizes on a GPU this op is bound by the number of
 kernel launches, not by FLOPs (one layer at T=2K, batch 4 does a few GFLOP), so the code keeps
@@ -113,24 +114,6 @@ def states_backward(MN, S_in, g_in, g_final):
     Gn = G[1:].view(n, B, H, K, V).permute(1, 2, 0, 3, 4)                   # G_{c+1}, [B, H, n, K, V]
     gMN = torch.cat([Gn @ S_in.transpose(-1, -2), Gn], dim=-1)
     return gMN, G[0].view(B, H, K, V)
-
-
-class _ChunkStates(torch.autograd.Function):
-    """`states_forward` with `states_backward` as its gradient (gradcheck'ed in the tests)."""
-
-    @staticmethod
-    def forward(ctx, MN, S0):
-        S_in, S_final = states_forward(MN, S0)
-        ctx.save_for_backward(MN, S_in)
-        ctx.has_s0 = S0 is not None
-        return S_in, S_final
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_in, g_final):
-        MN, S_in = ctx.saved_tensors
-        gMN, g0 = states_backward(MN, S_in, g_in, g_final)
-        return gMN, (g0 if ctx.has_s0 else None)
 
 
 class _Chunked(torch.autograd.Function):

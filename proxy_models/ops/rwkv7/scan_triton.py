@@ -75,6 +75,7 @@ def _bwd_kernel(mn_ptr, sin_ptr, gin_ptr, gT_ptr, gmn_ptr, g0_ptr, NC, K, V,
 
 
 def _blocks(K: int, V: int) -> tuple[int, int]:
+    """Power-of-two tile sizes (>= 16: tl.dot's minimum) for K and V (also used by triton.py)."""
     return max(triton.next_power_of_2(K), 16), max(triton.next_power_of_2(V), 16)
 
 

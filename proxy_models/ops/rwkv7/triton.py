@@ -46,6 +46,7 @@ import triton
 import triton.language as tl
 
 from ..tuning import tuned
+from .scan_triton import _blocks
 
 # (L, num_warps) candidates, timed on the first call. One: on an H200 the L=32 pair compiles in
 # ~35 s, L=64 in over two minutes (and its backward asked for 384 KB of shared memory with the
@@ -236,10 +237,6 @@ def _bwd_kernel(r_ptr, w_ptr, k_ptr, v_ptr, a_ptr, b_ptr, hs_ptr, do_ptr, dsT_pt
         tl.store(dv_ptr + base_v + tt[:, None] * row_v + ov[None, :], dv, mask=mtv)
     if HAS_S0:
         tl.store(ds0_ptr + pid * K * V + off_kv, dS, mask=mkv)
-
-
-def _blocks(K: int, V: int) -> tuple[int, int]:
-    return max(triton.next_power_of_2(K), 16), max(triton.next_power_of_2(V), 16)
 
 
 def _launch_bwd(cfg, r, w, k, v, a, b, s0, hs, do, dsT):
