@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import socket
 import statistics
 import subprocess
@@ -42,8 +43,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for p in (ROOT, ROOT / "benchmarks"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
 
 from dashboard.synthetic import seed_study  # noqa: E402
 from storage import Store  # noqa: E402
@@ -156,33 +158,98 @@ def _served(cmd: list[str]):
         proc.wait(timeout=30)
 
 
-def _page_loads(link: str, n_charts: int, reps: int) -> dict:
-    from playwright.sync_api import sync_playwright
-    out = {}
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        # One browser context for every load, as a returning user's browser: its HTTP cache
-        # (and V8's code cache) keep Streamlit's and Plotly's JavaScript between page loads.
-        # (A new context per load measured the JavaScript download and compile every time.)
-        ctx = b.new_context(viewport={"width": 1500, "height": 1000})
-        times, shells = [], []
-        for i in range(reps + 1):
-            page = ctx.new_page()
-            t = time.perf_counter()
-            page.goto(link, timeout=600_000)
-            # the app's shell: Streamlit's frontend loaded, connected, first elements drawn
-            page.wait_for_selector("[data-testid='stSidebar'] h1", timeout=600_000)
-            shell = time.perf_counter() - t
-            page.wait_for_function(READY_JS, arg=n_charts, timeout=600_000, polling=50)
-            dt = time.perf_counter() - t
+WEBGL_RENDERER_JS = """(() => {
+  const gl = document.createElement('canvas').getContext('webgl');
+  if (!gl) return 'no WebGL';
+  const e = gl.getExtension('WEBGL_debug_renderer_info');
+  return e ? gl.getParameter(e.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+})()"""
+SHELL_JS = "!!document.querySelector(\"[data-testid='stSidebar'] h1\")"
+
+
+class _PlaywrightDriver:
+    """Playwright's Chromium: the tests' driver."""
+
+    def __init__(self, exe: str, args: list[str]):
+        from playwright.sync_api import sync_playwright
+        self._pw = sync_playwright().start()
+        self._b = self._pw.chromium.launch(executable_path=exe, headless=True, args=args)
+        self._ctx = self._b.new_context(viewport={"width": 1500, "height": 1000})
+
+    def load(self, link: str, n_charts: int) -> tuple[float, float]:
+        page = self._ctx.new_page()
+        t = time.perf_counter()
+        page.goto(link, timeout=600_000)
+        page.wait_for_selector("[data-testid='stSidebar'] h1", timeout=600_000)
+        shell = time.perf_counter() - t
+        page.wait_for_function(READY_JS, arg=n_charts, timeout=600_000, polling=50)
+        dt = time.perf_counter() - t
+        page.close()
+        return shell, dt
+
+    def webgl_renderer(self) -> str:
+        page = self._ctx.new_page()
+        try:
+            return page.evaluate(WEBGL_RENDERER_JS)
+        finally:
             page.close()
+
+    def close(self) -> None:
+        self._ctx.close()
+        self._b.close()
+        self._pw.stop()
+
+
+class _CdpDriver:
+    """The same loads over the DevTools protocol (benchmarks/cdp.py), where Playwright is absent."""
+
+    def __init__(self, exe: str, args: list[str]):
+        from cdp import Browser
+        self._b = Browser(exe, args)
+
+    def load(self, link: str, n_charts: int) -> tuple[float, float]:
+        page = self._b.new_page(1500, 1000)
+        t = time.perf_counter()
+        page.goto(link)
+        page.wait_for(SHELL_JS)
+        shell = time.perf_counter() - t
+        page.wait_for(f"({READY_JS})({n_charts})")
+        dt = time.perf_counter() - t
+        page.close()
+        return shell, dt
+
+    def webgl_renderer(self) -> str:
+        page = self._b.new_page()
+        try:
+            return page.evaluate(WEBGL_RENDERER_JS)
+        finally:
+            page.close()
+
+    def close(self) -> None:
+        self._b.close()
+
+
+DRIVERS = {"playwright": _PlaywrightDriver, "cdp": _CdpDriver}
+
+
+def _page_loads(link: str, n_charts: int, reps: int, browser: dict) -> dict:
+    # One browser context for every load, as a returning user's browser: its HTTP cache (and V8's
+    # code cache) keep Streamlit's and Plotly's JavaScript between page loads. (A new context per
+    # load measured the JavaScript download and compile every time.)
+    drv = DRIVERS[browser["driver"]](browser["executable"], browser["args"])
+    out = {"webgl_renderer": drv.webgl_renderer()}
+    times, shells = [], []
+    try:
+        for i in range(reps + 1):
+            # shell: Streamlit's frontend loaded, connected, first elements drawn; dt: every chart
+            shell, dt = drv.load(link, n_charts)
             if i == 0:
                 out["first_load_s"] = round(dt, 3)  # cold server cache
             else:
                 times.append(dt)
                 shells.append(shell)
-        ctx.close()
-        b.close()
+    finally:
+        drv.close()
     out["warm_load_median_s"] = round(statistics.median(times), 3)
     out["warm_loads_s"] = [round(x, 3) for x in times]
     # what the page adds after the frontend is up: the figures drawn
@@ -191,20 +258,20 @@ def _page_loads(link: str, n_charts: int, reps: int) -> dict:
     return out
 
 
-def browser_timings(url: str, n_charts: int, reps: int) -> dict:
+def browser_timings(url: str, n_charts: int, reps: int, browser: dict) -> dict:
     cmd = [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port"]
     with _served(cmd) as port:
-        return _page_loads(f"http://127.0.0.1:{port}/?study={STUDY}&live=0", n_charts, reps)
+        return _page_loads(f"http://127.0.0.1:{port}/?study={STUDY}&live=0", n_charts, reps, browser)
 
 
-def floor_timings(reps: int) -> dict:
+def floor_timings(reps: int, browser: dict) -> dict:
     with tempfile.TemporaryDirectory() as d:
         app = Path(d) / "floor.py"
         app.write_text(FLOOR_APP)
         cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port"]
         with _served(cmd) as port:
-            return _page_loads(f"http://127.0.0.1:{port}/", 1, reps)
+            return _page_loads(f"http://127.0.0.1:{port}/", 1, reps, browser)
 
 
 def main() -> None:
@@ -213,8 +280,25 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1,000 trials, 2 repetitions")
     ap.add_argument("--db", help="SQLite file to seed (or reuse); default: a temporary file")
     ap.add_argument("--no-browser", action="store_true")
-    ap.add_argument("--browser-only", action="store_true", help="skip the AppTest timings (nothing is written)")
+    ap.add_argument("--browser-only", action="store_true",
+                    help="skip the AppTest timings (nothing is written unless --out is given)")
+    ap.add_argument("--driver", choices=sorted(DRIVERS), default="playwright",
+                    help="what drives Chromium: Playwright (the tests' driver) or bare DevTools (benchmarks/cdp.py)")
+    ap.add_argument("--chromium", default=CHROMIUM, help=f"the browser executable (default {CHROMIUM})")
+    ap.add_argument("--browser-args", default=" ".join(CHROMIUM_ARGS),
+                    help="Chromium's flags, one string (default: software rendering, --disable-gpu)")
+    ap.add_argument("--device", help="the name in the results file (default cpu_<cores>_cores)")
+    ap.add_argument("--webgl-only", action="store_true", help="print the browser's WebGL renderer and stop")
+    ap.add_argument("--out", help="the results file (default benchmarks/results/dashboard-<device>.json)")
     args = ap.parse_args()
+    browser = {"driver": args.driver, "executable": args.chromium, "args": shlex.split(args.browser_args)}
+    if args.webgl_only:
+        drv = DRIVERS[args.driver](args.chromium, browser["args"])
+        try:
+            print(drv.webgl_renderer())
+        finally:
+            drv.close()
+        return
     n = 1000 if args.quick else args.trials
     reps = 2 if args.quick else 5
     tmp = None
@@ -224,9 +308,9 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory()
         db = Path(tmp.name) / "dashboard-bench.db"
     url = f"sqlite:///{db}"
-    device = f"cpu_{os.cpu_count()}_cores"
+    device = args.device or f"cpu_{os.cpu_count()}_cores"
     res = {"device": device, "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-           "trials": n, "target_s": TARGET_S,
+           "cpu_cores": os.cpu_count(), "trials": n, "target_s": TARGET_S,
            # timings on a machine shared with other work are inflated: say how busy it was
            "load_average_1m_at_start": round(os.getloadavg()[0], 1)}
     print(f"seeding {n} trials into {db} ...", flush=True)
@@ -244,27 +328,30 @@ def main() -> None:
     else:
         res["apptest"] = apptest_timings(url, reps)
     print(json.dumps(res["apptest"], indent=1), flush=True)
-    if not args.no_browser and os.path.exists(CHROMIUM):
+    if not args.no_browser and os.path.exists(args.chromium):
+        res["browser_setup"] = {"driver": args.driver, "executable": args.chromium, "args": browser["args"]}
         print("browser loads ...", flush=True)
-        res["browser"] = browser_timings(url, res["apptest"]["pareto"]["plotly_charts"], 2 if args.quick else 3)
+        res["browser"] = browser_timings(url, res["apptest"]["pareto"]["plotly_charts"], 2 if args.quick else 3,
+                                         browser)
         print(json.dumps(res["browser"], indent=1), flush=True)
         print("browser loads of the floor app (one 3-point chart) ...", flush=True)
-        res["browser_floor"] = floor_timings(2 if args.quick else 3)
+        res["browser_floor"] = floor_timings(2 if args.quick else 3, browser)
         print(json.dumps(res["browser_floor"], indent=1), flush=True)
         res["browser_over_floor_s"] = round(res["browser"]["warm_load_median_s"]
                                             - res["browser_floor"]["warm_load_median_s"], 3)
     pareto_s = res["apptest"]["pareto"]["warm_median_s"]
     res["pareto_warm_render_s"] = pareto_s
     res["met"] = pareto_s < TARGET_S and res.get("browser", {}).get("warm_load_median_s", 0) < TARGET_S
-    out = ROOT / "benchmarks" / "results" / f"dashboard-{device}{'-quick' if args.quick else ''}.json"
-    if args.browser_only:
+    out = Path(args.out).resolve() if args.out else \
+        ROOT / "benchmarks" / "results" / f"dashboard-{device}{'-quick' if args.quick else ''}.json"
+    if args.browser_only and not args.out:  # no server timings: the canonical file is left alone
         print(json.dumps(res, indent=1))
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"Pareto page, warm cache: {pareto_s:.3f} s server-side"
           + (f", {res['browser']['warm_load_median_s']:.3f} s in the browser" if "browser" in res else "")
-          + f" (target < {TARGET_S} s) -> {out.relative_to(ROOT)}")
+          + f" (target < {TARGET_S} s) -> {out}")
     if tmp:
         tmp.cleanup()
 
