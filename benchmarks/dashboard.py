@@ -43,9 +43,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "benchmarks"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+# the project first, also when PYTHONPATH names it: its `dashboard` package, not this script
+sys.path.insert(0, str(ROOT))
+if str(ROOT / "benchmarks") not in sys.path:  # cdp.py, when imported from elsewhere
+    sys.path.append(str(ROOT / "benchmarks"))
 
 from dashboard.synthetic import seed_study  # noqa: E402
 from storage import Store  # noqa: E402
@@ -269,7 +270,8 @@ def floor_timings(reps: int, browser: dict) -> dict:
         app = Path(d) / "floor.py"
         app.write_text(FLOOR_APP)
         cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port"]
+               "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+               "--server.address", "127.0.0.1", "--server.port"]
         with _served(cmd) as port:
             return _page_loads(f"http://127.0.0.1:{port}/", 1, reps, browser)
 

@@ -29,7 +29,10 @@ def streamlit_command(port: int, host: str) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", app,
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--theme.base", "light"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--theme.base", "light",
+            # Streamlit guesses "development mode" when it is not under a site-packages folder (an
+            # install with pip --target, a PYTHONPATH), and then refuses --server.port
+            "--global.developmentMode", "false"]
 
 
 @click.command()
