@@ -10,12 +10,15 @@
 #   here:   bash benchmarks/gpu_dashboard.sh pack                  # fills .bb1 .bb2 .bb3 (git-ignored)
 #   call 1: carry [".bb1"]  bash benchmarks/gpu_dashboard.sh stage .bb1 && <anything else>
 #   call 2: carry [".bb2"]  bash benchmarks/gpu_dashboard.sh stage .bb2
-#   call 3: carry [".bb3"]  bash benchmarks/gpu_dashboard.sh stage .bb3 && bash benchmarks/gpu_dashboard.sh run
+#   call 3: carry [".bb3"]  bash benchmarks/gpu_dashboard.sh stage .bb3 && bash benchmarks/gpu_dashboard.sh run 2>&1 | tee $OUT/log
+#
+# `run` is `setup` (unpack the browser, find the flags that give WebGL on the GPU: /tmp/chromium/env.sh)
+# then `bench`.
 #
 # `run` writes $OUT/dashboard-gpu.json (WebGL on the GPU), $OUT/dashboard-gpu-software.json
-# (the same machine, the same browser with --disable-gpu: software WebGL) and $OUT/log.
+# (the same machine, the same browser with SwiftShader: software WebGL).
 set -o pipefail
-cmd=${1:?pack, stage DIR, probe or run}
+cmd=${1:?pack, stage DIR, probe, setup, bench or run}
 root=$(cd "$(dirname "$0")/.." && pwd)
 stage=/tmp/stage
 
@@ -71,55 +74,59 @@ install_python() {
   export PYTHONPATH=/tmp/site:$root PYTHONUNBUFFERED=1
 }
 
-run() {
-  set -x
-  [ -n "$OUT" ] || { echo "OUT is not set"; return 2; }
-  exec > >(tee -a "$OUT/log") 2>&1
+setup() {  # unpack the staged browser and find its GPU flags; /tmp/chromium/env.sh keeps the result
   # LOCAL_TEST=1: a rehearsal on a development machine (its own Python packages and GL libraries)
   [ -n "$LOCAL_TEST" ] || install_python || return 1
   [ -n "$LOCAL_TEST" ] || { for f in "$stage"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }
-  mkdir -p /tmp/chromium /tmp/chromium-libs
+  rm -rf /tmp/chromium /tmp/chromium-libs && mkdir -p /tmp/chromium /tmp/chromium-libs
   cat "$stage"/chromium.tar.xz.* | xz -d | tar -C /tmp/chromium -xf - || return 1
   xz -d < "$stage"/libs.tar.xz | tar -C /tmp/chromium-libs -xf - || return 1
-  cat > /tmp/chromium-libs/fonts.conf <<EOF
-<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd">
-<fontconfig><dir>/tmp/chromium-libs/fonts</dir><cachedir>/tmp/chromium-libs/cache</cachedir></fontconfig>
-EOF
-  export FONTCONFIG_FILE=/tmp/chromium-libs/fonts.conf
-  [ -e /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
-    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json \
-           VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  printf '%s\n' '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd">' \
+    '<fontconfig><dir>/tmp/chromium-libs/fonts</dir><cachedir>/tmp/chromium-libs/cache</cachedir></fontconfig>' \
+    > /tmp/chromium-libs/fonts.conf
   # the bundled libraries for the browser alone (Python keeps the machine's)
-  exe=/tmp/chromium/run
-  printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/chromium-libs/lib:/tmp/chromium exec /tmp/chromium/chromium-headless-shell "$@"\n' > $exe
-  chmod +x $exe
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/chromium-libs/lib:/tmp/chromium exec /tmp/chromium/chromium-headless-shell "$@"\n' \
+    > /tmp/chromium/run && chmod +x /tmp/chromium/run
   LD_LIBRARY_PATH=/tmp/chromium-libs/lib:/tmp/chromium ldd /tmp/chromium/chromium-headless-shell | grep "not found"
+  {
+    echo "export PYTHONPATH=/tmp/site:$root PYTHONUNBUFFERED=1 FONTCONFIG_FILE=/tmp/chromium-libs/fonts.conf EXE=/tmp/chromium/run"
+    echo "export BASE_ARGS='--no-sandbox --disable-background-networking --disable-component-update --disable-sync --no-first-run'"
+    # software WebGL (SwiftShader), as on a machine without a GPU
+    echo "export SOFT_ARGS='--disable-gpu --use-angle=swiftshader --enable-unsafe-swiftshader'"
+    if [ -e /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ]; then
+      echo "export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json"
+      echo "export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json"
+    fi
+  } > /tmp/chromium/env.sh
+  . /tmp/chromium/env.sh
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  base="--no-sandbox --disable-background-networking --disable-component-update --disable-sync --no-first-run"
-  # which flags give WebGL on the GPU: the first whose renderer names NVIDIA
-  gpu_args=""
+  # the flags for WebGL on the GPU: the first set whose renderer names NVIDIA
   for flags in "--use-angle=vulkan --enable-features=Vulkan --ignore-gpu-blocklist" \
-               "--use-gl=angle --use-angle=gl-egl --ignore-gpu-blocklist" \
-               "--use-gl=egl --ignore-gpu-blocklist"; do
-    r=$(timeout 90 python3 "$root/benchmarks/dashboard.py" --webgl-only --driver cdp --chromium "$exe" \
-        --browser-args "$base $flags" 2>&1 | tail -2)
+               "--use-gl=angle --use-angle=gl-egl --ignore-gpu-blocklist"; do
+    r=$(timeout 90 python3 "$root/benchmarks/dashboard.py" --webgl-only --driver cdp --chromium "$EXE" \
+        --browser-args "$BASE_ARGS $flags" 2>&1 | tail -2)
     echo "flags [$flags] -> $r"
-    if echo "$r" | grep -qi nvidia; then gpu_args="$flags"; break; fi
+    if echo "$r" | grep -qi nvidia; then echo "export GPU_ARGS='$flags'" >> /tmp/chromium/env.sh; return 0; fi
   done
-  cd "$root"
-  # the full benchmark (seeding, the server's timings, the browser's) with WebGL on the GPU, then
-  # the same browser loads in software on the same machine
-  [ -n "$gpu_args" ] || echo "no flags gave WebGL on the GPU: the first run is in software too"
-  timeout 400 python3 benchmarks/dashboard.py --db /tmp/d10k.db --driver cdp --chromium "$exe" \
-    --browser-args "$base ${gpu_args:---disable-gpu}" --device nvidia-h200-host --out "$OUT/dashboard-gpu.json"
-  timeout 150 python3 benchmarks/dashboard.py --db /tmp/d10k.db --browser-only --driver cdp --chromium "$exe" \
-    --browser-args "$base --disable-gpu" --device nvidia-h200-host-software --out "$OUT/dashboard-gpu-software.json"
+  echo "no flags gave WebGL on the GPU"
+  return 1
+}
+
+bench() {  # the full benchmark with WebGL on the GPU, then the same page loads in software WebGL
+  . /tmp/chromium/env.sh
+  cd "$root" || return 1
+  timeout 400 python3 benchmarks/dashboard.py --db /tmp/d10k.db --driver cdp --chromium "$EXE" \
+    --browser-args "$BASE_ARGS $GPU_ARGS" --device nvidia-h200-host --out "$OUT/dashboard-gpu.json"
+  timeout 200 python3 benchmarks/dashboard.py --db /tmp/d10k.db --browser-only --driver cdp --chromium "$EXE" \
+    --browser-args "$BASE_ARGS $SOFT_ARGS" --device nvidia-h200-host-software --out "$OUT/dashboard-gpu-software.json"
 }
 
 case "$cmd" in
   pack) pack ;;
   stage) stage_dir "${2:?which folder}" ;;
   probe) probe ;;
-  run) run ;;
-  *) echo "unknown command: $cmd (pack, stage DIR, probe or run)"; exit 2 ;;
+  setup) setup ;;
+  bench) bench ;;
+  run) setup && bench ;;
+  *) echo "unknown command: $cmd (pack, stage DIR, probe, setup, bench or run)"; exit 2 ;;
 esac

@@ -2,13 +2,15 @@
 benchmark build them directly).
 
 Design choices:
-- A Pareto scatter is ONE data trace whose marker colours and symbols encode the category
-  (Pareto, dominated, infeasible, failed, pruned, running), plus legend-only traces for the
-  legend. A chart selection then reports indices into that one trace, which map straight onto
-  the rows of the frame that was plotted, whichever way the selection arrives (clicked points,
-  box, lasso, or `point_indices` in session state); it is also one WebGL-free trace that 10,000
-  points render quickly in.
-- Above `WEBGL_AT` points the trace switches to `Scattergl`.
+- A Pareto scatter draws one trace per category (Pareto, dominated, infeasible, failed, pruned,
+  running) with one colour, symbol and size per trace, so the legend hides and shows a category
+  and the browser gets no per-point style arrays. Every point carries
+  `customdata = [trial number, params, cache MiB at 2K]`: a selected point reports its trial
+  through it, and the hover formats the numbers from it (numeric arrays travel as binary, where
+  a formatted hover string per point made the figure 2.4 times larger; the browser spends time
+  on every byte: docs/dashboard.md). The hover text is only the block pattern.
+  `curve_trials(fig)` says which trial each point of each trace is.
+- Above `WEBGL_AT` points the traces switch to `Scattergl`.
 - The front on the two plotted axes is drawn as a step line, so a projection of a 3-objective
   front still shows what wins on the pair being looked at; the colour says whether a trial is on
   the study's front (its objectives, its constraints).
@@ -89,23 +91,39 @@ def front_2d(x: np.ndarray, y: np.ndarray, dx: str, dy: str) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def hover_text(df: pd.DataFrame) -> list[str]:
-    """The architecture summary per trial: number, category, pattern, params, cache, fidelity.
-
-    Plain strings in `hovertext` (and only the trial number in `customdata`, which a selected
-    point reports back): a 2-D object array of customdata is deep-copied element by element
-    on every render, which at 10,000 trials costs more than drawing the page."""
-    def col(name):
-        return df[name].astype(str).tolist() if name in df else [""] * len(df)
-    return [f"<b>trial {n}</b> · {c}<br>{p}<br>params {pa} · cache@2K {ca} · fidelity {f or '–'}"
-            for n, c, p, pa, ca, f in zip(df["number"].astype(int).tolist(), col("category"), col("pattern"),
-                                          col("params_h"), col("cache_h"), col("fidelity"))]
-
-
-def hover_template(*axes: tuple[str, str]) -> str:
-    """`axes`: (column, plotly variable) pairs, e.g. ("quality", "y")."""
+def hover_template(*axes: tuple[str, str], fidelity: str | None = None) -> str:
+    """The architecture summary (trial, category, pattern, params, cache, fidelity) and the plotted
+    values, from a trace's `customdata` = [number, params, cache] and `hovertext` = the pattern
+    (followed by the fidelity when `fidelity` is None: a study of several fidelities).
+    `axes`: (column, plotly variable) pairs, e.g. ("quality", "y")."""
     vals = "".join(f"<br>{axis_title(c)}: %{{{v}:.4g}}" for c, v in axes)
-    return "%{hovertext}" + vals + "<extra></extra>"
+    fid = f" · fidelity {fidelity}" if fidelity is not None else ""
+    return ("<b>trial %{customdata[0]}</b> · %{meta}<br>%{hovertext}<br>"
+            "params %{customdata[1]:.3s} · cache@2K %{customdata[2]:.3g} MiB" + fid + vals + "<extra></extra>")
+
+
+def _hover_parts(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """customdata (number, params, cache), hover text per row, and the study's one fidelity
+    (None when the rows span several: then each row's text names its own)."""
+    def num(c):
+        return pd.to_numeric(rows[c], errors="coerce").to_numpy(dtype=float) if c in rows else np.full(len(rows), np.nan)
+    custom = np.column_stack([rows["number"].to_numpy(dtype=float), num("params_total"), num("cache_mib_2k")])
+    pattern = rows["pattern"].astype(str).to_numpy(dtype=object) if "pattern" in rows else np.full(len(rows), "", object)
+    fids = rows["fidelity"].fillna("").astype(str) if "fidelity" in rows else pd.Series([""] * len(rows))
+    if fids.nunique() <= 1:
+        one = fids.iloc[0] if len(fids) else ""
+        return custom, pattern, one or "–"
+    return custom, np.array([f"{p} · fidelity {f or '–'}" for p, f in zip(pattern, fids)], dtype=object), None
+
+
+def curve_trials(fig: go.Figure) -> list[list[int] | None]:
+    """For each trace of a Pareto scatter, the trial number of each of its points in order; None
+    for traces that are not trials (the front line, legend entries)."""
+    out = []
+    for t in fig.data:
+        cd = t.customdata
+        out.append(None if cd is None else np.asarray(cd, dtype=float).reshape(len(cd), -1)[:, 0].astype(int).tolist())
+    return out
 
 
 def plotted_rows(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -132,8 +150,12 @@ def _title(text: str) -> dict:
     return dict(text=text, font=dict(size=14))
 
 
+# draw order: the front on top of the cloud (the legend keeps CATEGORY_ORDER through legendrank)
+DRAW_ORDER = ["dominated", "pruned", "running", "infeasible", "failed", "Pareto"]
+
+
 def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: int = 430) -> go.Figure:
-    """Scatter of y against x, one point per trial of `plotted_rows(df, x, y)`."""
+    """Scatter of y against x, one point per trial of `plotted_rows(df, x, y)`, one trace per category."""
     rows = plotted_rows(df, x, y)
     dx, dy = direction(x), direction(y)
     xs = pd.to_numeric(rows[x], errors="coerce").to_numpy(dtype=float) if len(rows) else np.array([])
@@ -146,36 +168,46 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
         fx, fy = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
         xs = np.where(miss_x, fx.min() if fx.size else 0.0, xs)
         ys = np.where(miss_y, fy.min() if fy.size else 0.0, ys)
+    missing = miss_x | miss_y
 
     cats = rows["category"].astype(str).to_numpy() if len(rows) else np.array([], dtype=str)
-    style = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"]) for c in cats]
-    missing = miss_x | miss_y
-    symbols = [("line-ns-open" if mx else "line-ew-open") if m else st[1] for st, m, mx in zip(style, missing, miss_x)]
-    traces = [dict(type="scattergl" if len(rows) >= WEBGL_AT else "scatter", x=xs, y=ys, mode="markers",
-                   name="trials", showlegend=False,
-                   marker=dict(color=[st[0] for st in style], symbol=symbols, size=[st[2] for st in style],
-                               opacity=0.85, line=dict(width=0.5, color="#FFFFFF")),
-                   customdata=rows["number"].to_numpy(dtype=np.int64) if len(rows) else None,
-                   hovertext=hover_text(rows) if len(rows) else None,
-                   hovertemplate=hover_template((x, "x"), (y, "y")))]
+    kind = "scattergl" if len(rows) >= WEBGL_AT else "scatter"
+    traces = []
+    if len(rows):
+        custom, text, fidelity = _hover_parts(rows)
+        hover = hover_template((x, "x"), (y, "y"), fidelity=fidelity)
+        for c in DRAW_ORDER:
+            m = (cats == c) & ~missing
+            if m.any():
+                color, symbol, size = CATEGORY_STYLE[c]
+                traces.append(dict(type=kind, x=xs[m], y=ys[m], mode="markers", name=f"{c} ({int(m.sum())})", meta=c,
+                                   legendrank=CATEGORY_ORDER.index(c), customdata=custom[m], hovertext=text[m].tolist(),
+                                   hovertemplate=hover,
+                                   marker=dict(color=color, symbol=symbol, size=size, opacity=0.85,
+                                               line=dict(width=0.5, color="#FFFFFF"))))
+        if missing.any():  # one trace of any category: its points keep their category's colour
+            style = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"]) for c in cats[missing]]
+            traces.append(dict(type=kind, x=xs[missing], y=ys[missing], mode="markers",
+                               name=f"no value: on the edge ({int(missing.sum())})", meta="no value on one axis",
+                               legendrank=len(CATEGORY_ORDER) + 1, customdata=custom[missing],
+                               hovertext=[f"{c} · {t}" for c, t in zip(cats[missing], text[missing])],
+                               hovertemplate=hover,
+                               marker=dict(color=[st[0] for st in style], size=9,
+                                           symbol=np.where(miss_x[missing], "line-ns-open", "line-ew-open").tolist())))
     # the front on these two axes among feasible complete trials
     ok = rows["category"].isin(["Pareto", "dominated"]).to_numpy() if len(rows) else np.array([], bool)
     fr = front_2d(np.where(ok & ~missing, xs, np.nan), np.where(ok & ~missing, ys, np.nan), dx, dy)
     if fr.size:
         traces.append(dict(type="scatter", x=xs[fr], y=ys[fr], mode="lines", name="front on these axes",
+                           legendrank=len(CATEGORY_ORDER),
                            line=dict(shape="hv" if dx == "maximize" else "vh", dash="dot", color="#D62728", width=1),
                            hoverinfo="skip"))
-    for c in CATEGORY_ORDER:
-        n = int((cats == c).sum())
-        if n:
-            traces.append(_legend_entry(f"{c} ({n})", *CATEGORY_STYLE[c]))
     unplotted = df.loc[df[x].isna() & df[y].isna(), "category"].value_counts() if len(df) else {}
     for c in CATEGORY_ORDER:
         n = int(unplotted.get(c, 0)) if len(unplotted) else 0
         if n:  # e.g. failed trials with no measurement: say they exist rather than hide them
-            traces.append(_legend_entry(f"{c} ({n}, no values)", *CATEGORY_STYLE[c]))
-    if missing.any():
-        traces.append(_legend_entry(f"no value: on the edge ({int(missing.sum())})", "#555555", "line-ns-open", 9))
+            entry = _legend_entry(f"{c} ({n}, no values)", *CATEGORY_STYLE[c])
+            traces.append(dict(entry, legendrank=len(CATEGORY_ORDER) + 2))
     # dragmode/clickmode are left to Streamlit: it sets click-to-select with box and lasso in the
     # modebar; a layout dragmode of "lasso" would turn click selection off
     return _figure(traces, dict(
@@ -190,15 +222,19 @@ def pareto_3d(df: pd.DataFrame, x: str, y: str, z: str, height: int = 520,
     rows = df.dropna(subset=[x, y, z]) if len(df) else df
     sym3 = {"diamond": "diamond", "circle": "circle", "x": "x", "x-thin-open": "x", "triangle-down": "square",
             "circle-open": "circle-open"}
-    hover = hover_template((x, "x"), (y, "y"), (z, "z"))
+    custom, text, fidelity = _hover_parts(rows) if len(rows) else (None, None, None)
+    hover = hover_template((x, "x"), (y, "y"), (z, "z"), fidelity=fidelity)
+    cats = rows["category"].to_numpy() if len(rows) else np.array([])
     traces = []
     for c in CATEGORY_ORDER:
-        part = rows[rows["category"] == c] if len(rows) else rows
-        if not len(part):
+        m = cats == c
+        if not m.any():
             continue
+        part = rows[m]
         col, sym, size = CATEGORY_STYLE[c]
         traces.append(dict(type="scatter3d", x=part[x].to_numpy(), y=part[y].to_numpy(), z=part[z].to_numpy(),
-                           mode="markers", name=f"{c} ({len(part)})", customdata=part["number"].to_numpy(dtype=np.int64), hovertext=hover_text(part), hovertemplate=hover,
+                           mode="markers", name=f"{c} ({len(part)})", meta=c, customdata=custom[m],
+                           hovertext=text[m].tolist(), hovertemplate=hover,
                            marker=dict(color=col, symbol=sym3.get(sym, "circle"), size=max(3, size // 2),
                                        opacity=0.9 if c == "Pareto" else 0.45)))
     if selected and len(rows):

@@ -7,15 +7,14 @@ Design choices:
 - A chart or table reports its selection on every run; only a *change* of what that widget
   reports replaces the shared selection, so picking trials in the table is not undone by a
   chart that still shows an old lasso.
-- A chart point maps to its trial through its `customdata` (the trial number) when the browser
-  sends points, else through `point_indices` into the rows that were plotted (how AppTest and
-  session state describe a selection).
+- A chart point maps to its trial through its `customdata` (the trial number first) when the
+  browser sends it, else through its curve and index (`plots.curve_trials`); a bare list of
+  `point_indices` (no points) is unambiguous only for a chart with one trace of trials.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 KEY = "selected"
@@ -38,29 +37,35 @@ def _get(obj: Any, name: str, default=None):
         return getattr(obj, name, default)
 
 
-def chart_numbers(event: Any, rows: pd.DataFrame) -> list[int]:
-    """Trial numbers selected in a Pareto scatter whose data trace (curve 0) drew `rows`."""
+def chart_numbers(event: Any, curves: list[list[int] | None]) -> list[int]:
+    """Trial numbers selected in a Pareto scatter; `curves[i]`: the trial of each point of trace
+    i (None for a trace that is not trials: the front line, legend entries)."""
     sel = _get(event, "selection")
     if not sel:
         return []
     out = []
     points = _get(sel, "points") or []
     for p in points:
-        if (_get(p, "curve_number", 0) or 0) != 0:
-            continue  # the front line and legend entries are not trials
+        c = int(_get(p, "curve_number", 0) or 0)
+        trials = curves[c] if 0 <= c < len(curves) else None
+        if trials is None:
+            continue
         cd = _get(p, "customdata")
+        if isinstance(cd, dict):  # a row of a binary (typed) array arrives as {"0": number, "1": ...}
+            cd = [cd[k] for k in sorted(cd, key=int)] if cd and all(str(k).isdigit() for k in cd) else None
         if isinstance(cd, (list, tuple)):
             cd = cd[0] if cd else None
         if cd is not None:
             out.append(int(float(cd)))
         else:
             i = _get(p, "point_index", _get(p, "point_number"))
-            if i is not None and 0 <= int(i) < len(rows):
-                out.append(int(rows["number"].iloc[int(i)]))
-    if not points:
+            if i is not None and 0 <= int(i) < len(trials):
+                out.append(int(trials[int(i)]))
+    trial_curves = [t for t in curves if t is not None]
+    if not points and len(trial_curves) == 1:
         for i in _get(sel, "point_indices") or []:
-            if 0 <= int(i) < len(rows):
-                out.append(int(rows["number"].iloc[int(i)]))
+            if 0 <= int(i) < len(trial_curves[0]):
+                out.append(int(trial_curves[0][int(i)]))
     return sorted(set(out))
 
 

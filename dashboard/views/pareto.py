@@ -25,12 +25,17 @@ def _figure_3d(url: str, study: str, rev: int, x: str, y: str, z: str, selected:
     return plots.pareto_3d(queries.frame(url, study, rev), x, y, z, selected=list(selected))
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _curve_trials(url: str, study: str, rev: int, x: str, y: str, title: str):
+    return plots.curve_trials(_scatter_figure(url, study, rev, x, y, title))
+
+
 def scatter(ctx: Ctx, x: str, y: str, title: str, key: str) -> None:
-    rows = plots.plotted_rows(ctx.df, x, y)
     fig = _scatter_figure(ctx.url, ctx.study, ctx.rev, x, y, title)
     ev = st.plotly_chart(fig, key=f"{key}:{x}:{y}", on_select="rerun",
                          selection_mode=("points", "box", "lasso"), width="stretch")
-    selection.absorb(f"{key}:{x}:{y}", selection.chart_numbers(ev, rows))
+    selection.absorb(f"{key}:{x}:{y}", selection.chart_numbers(ev, _curve_trials(ctx.url, ctx.study, ctx.rev,
+                                                                                  x, y, title)))
 
 
 def _axis_select(label: str, options: list[str], default: str | None, key: str) -> str:

@@ -34,6 +34,21 @@ def _values(arr):
     return np.asarray(arr, dtype=float)
 
 
+def _trial_traces(fig):
+    """(curve index, trial numbers, trace) for each trace of a Pareto scatter that draws trials."""
+    out = []
+    for i, t in enumerate(fig["data"]):
+        if t.get("customdata") is not None:
+            cd = _values(t["customdata"])
+            out.append((i, cd.reshape(-1, 3)[:, 0].astype(int) if cd.ndim == 1 else cd[:, 0].astype(int), t))
+    return out
+
+
+def _xy_by_trial(fig) -> dict[int, tuple[float, float]]:
+    return {int(n): (float(x), float(y)) for _, nums, t in _trial_traces(fig)
+            for n, x, y in zip(nums, _values(t["x"]), _values(t["y"]))}
+
+
 def _no_problems(at):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -75,25 +90,35 @@ def test_pareto_page_matches_the_store(app, seeded):
     assert set(df.loc[df["category"] == "Pareto", "number"]) == set(front["number"])
     figs = _figures(app)
     first = figs[0]
-    trace = first["data"][0]
-    numbers = _values(trace["customdata"]).astype(int).tolist()
     rows = plots.plotted_rows(df, "decode_tokens_per_s", "quality")
-    assert numbers == rows["number"].tolist()
-    # hover summary: pattern, params, cache, fidelity
-    r0 = rows.iloc[0]
-    hover = trace["hovertext"][0]
-    assert f"trial {r0['number']}" in hover and r0["pattern"] in hover and f"params {r0['params_h']}" in hover
-    assert "fidelity smoke" in hover and "cache@2K" in hover
-    assert trace["hovertemplate"].startswith("%{hovertext}")
-    # categories told apart by colour and symbol, with legend entries
-    legend = [t["name"] for t in first["data"][1:]]
+    traces = _trial_traces(first)
+    # every plotted trial is one point, in the trace of its category (or the edge rug)
+    numbers = np.concatenate([nums for _, nums, _ in traces]).tolist()
+    assert sorted(numbers) == sorted(rows["number"].tolist())
+    by_name = {t["meta"]: (nums, t) for _, nums, t in traces}
+    cat = dict(zip(rows["number"], rows["category"]))
+    for c in ("Pareto", "dominated", "infeasible"):
+        nums, t = by_name[c]
+        assert {cat[n] for n in nums} == {c}
+        assert t["marker"]["symbol"] == plots.CATEGORY_STYLE[c][1] and t["marker"]["color"] == plots.CATEGORY_STYLE[c][0]
+    # hover summary: trial and category, pattern, params, cache, fidelity (numbers from customdata)
+    nums, t = by_name["dominated"]
+    r0 = rows.set_index("number").loc[nums[0]]
+    cd = _values(t["customdata"]).reshape(-1, 3)[0]
+    assert t["hovertext"][0] == r0["pattern"]
+    assert cd[1] == r0["params_total"] and np.isclose(cd[2], r0["cache_mib_2k"])
+    tpl = t["hovertemplate"]
+    assert tpl.startswith("<b>trial %{customdata[0]}</b> · %{meta}<br>%{hovertext}")
+    assert "params %{customdata[1]" in tpl and "cache@2K %{customdata[2]" in tpl and "fidelity smoke" in tpl
+    # categories have legend entries with their counts; failed trials have no throughput: said so
+    legend = [t["name"] for t in first["data"]]
     assert any(n.startswith("Pareto (") for n in legend) and any(n.startswith("dominated (") for n in legend)
     assert any(n.startswith("infeasible (") for n in legend)
-    assert any(n.startswith("failed (") and n.endswith("no values)") for n in legend)  # failed trials have no throughput: said so
-    syms = trace["marker"]["symbol"]
-    cats = rows["category"].tolist()
-    assert {syms[i] for i, c in enumerate(cats) if c == "Pareto"} == {"diamond"}
-    assert {syms[i] for i, c in enumerate(cats) if c == "dominated"} == {"circle"}
+    assert any(n.startswith("failed (") and n.endswith("no values)") for n in legend)
+    # the legend lists categories in their order although the front is drawn last (on top)
+    ranks = {t["meta"]: t["legendrank"] for _, _, t in traces}
+    assert ranks["Pareto"] < ranks["dominated"] < ranks["infeasible"]
+    assert [t["meta"] for _, _, t in traces].index("Pareto") > [t["meta"] for _, _, t in traces].index("dominated")
     # quality vs throughput and quality vs memory side by side, then the selectable pair
     assert figs[1]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
     assert figs[0]["layout"]["yaxis"]["title"]["text"] == plots.axis_title("quality")
@@ -125,8 +150,10 @@ def test_axis_selectors_change_the_chart(app, seeded):
     assert fig["layout"]["yaxis"]["title"]["text"] == plots.axis_title("task:mqar")
     df = _frame(seeded, "demo")
     rows = plots.plotted_rows(df, "params_total", "task:mqar")
-    xs = _values(fig["data"][0]["x"])
-    assert np.allclose(xs, rows["params_total"].to_numpy(dtype=float))
+    xy = _xy_by_trial(fig)
+    assert sorted(xy) == sorted(rows["number"].tolist())
+    want = dict(zip(rows["number"], rows["params_total"].astype(float)))
+    assert all(np.isclose(xy[n][0], want[n]) for n in xy)
     # the 3-objective view exists with the study's three objectives
     assert app.selectbox(key="z3").value == "peak_memory_mib"
 
@@ -134,11 +161,14 @@ def test_axis_selectors_change_the_chart(app, seeded):
 def test_simulated_chart_selection_selects_trials_and_compares(app, seeded):
     app.run()
     key = "pf_thr:decode_tokens_per_s:quality"
-    app.session_state[key] = {"selection": {"points": [], "point_indices": [0, 3], "box": [], "lasso": []}}
+    # points as the browser reports them without customdata: a curve and an index into it
+    traces = _trial_traces(_figures(app)[0])
+    (c0, nums0, _), (c1, nums1, _) = traces[0], traces[1]
+    pts = [{"curve_number": c0, "point_index": 0}, {"curve_number": c1, "point_index": 1}]
+    app.session_state[key] = {"selection": {"points": pts, "point_indices": [0, 1], "box": [], "lasso": []}}
     app.run()
     _no_problems(app)
-    rows = plots.plotted_rows(_frame(seeded, "demo"), "decode_tokens_per_s", "quality")
-    want = sorted(rows["number"].iloc[[0, 3]].tolist())
+    want = sorted([int(nums0[0]), int(nums1[1])])
     assert app.sidebar.multiselect(key="selected").value == want
     labels = [b.label for b in app.sidebar.get("download_button")]
     assert "download selected (2) YAML" in labels
@@ -152,11 +182,14 @@ def test_simulated_chart_selection_selects_trials_and_compares(app, seeded):
 
 
 def test_points_with_customdata_map_to_trials(app, seeded):
-    # what a browser sends: points carrying customdata (the trial number); curve 1 is the front line
+    # what a browser sends: points carrying customdata (a typed-array row: the trial number
+    # first), and a point of the front line, which is not a trial
     app.run()
     key = "pf_thr:decode_tokens_per_s:quality"
-    pts = [{"curve_number": 0, "point_index": 5, "customdata": 7},
-           {"curve_number": 1, "point_index": 0}]
+    fig = _figures(app)[0]
+    line = next(i for i, t in enumerate(fig["data"]) if t["name"] == "front on these axes")
+    pts = [{"curve_number": 0, "point_index": 5, "customdata": {"0": 7, "1": 1.0e6, "2": 2.0}},
+           {"curve_number": line, "point_index": 0}]
     app.session_state[key] = {"selection": {"points": pts, "point_indices": [5, 0], "box": [], "lasso": []}}
     app.run()
     assert app.sidebar.multiselect(key="selected").value == [7]

@@ -125,3 +125,41 @@ def test_url_handling():
     assert storage_url(["--storage", "sqlite:///a.db"], {}) == "sqlite:///a.db"
     assert storage_url([], {"HYBRID_NAS_STORAGE": "sqlite:///b.db"}) == "sqlite:///b.db"
     assert storage_url(["--sto", "x"], {}) is None  # no abbreviations: pytest's own flags never match
+
+
+def test_chart_selection_maps_points_to_trials():
+    from dashboard.selection import chart_numbers
+    curves = [[10, 11, 12], [20, 21], None]  # two traces of trials, then the front line
+    ev = {"selection": {"points": [
+        {"curve_number": 1, "point_index": 1},                          # by curve and index
+        {"curve_number": 0, "point_index": 2, "customdata": [12, 3e6, 1.5]},  # by customdata
+        {"curve_number": 0, "point_index": 0, "customdata": 10},
+        {"curve_number": 1, "point_index": 0, "customdata": {"0": 20, "1": 2e6, "2": 0.5}},  # a typed-array row
+        {"curve_number": 2, "point_index": 0},                          # the front line: not a trial
+        {"curve_number": 7, "point_index": 0}]}}                        # no such trace
+    assert chart_numbers(ev, curves) == [10, 12, 20, 21]
+    # bare indices name points of the one trace of trials, and are ambiguous with several
+    assert chart_numbers({"selection": {"points": [], "point_indices": [0, 2, 9]}}, [[5, 6, 7], None]) == [5, 7]
+    assert chart_numbers({"selection": {"points": [], "point_indices": [0]}}, curves) == []
+    assert chart_numbers({"selection": None}, curves) == []
+
+
+def test_scatter_traces_split_by_category_with_their_trials():
+    df = prepare(pd.DataFrame({"number": [0, 1, 2, 3], "status": ["complete"] * 3 + ["failed"],
+                               "quality": [0.5, 0.4, 0.6, np.nan], "peak_memory_mib": [10.0, 12.0, 8.0, 9.0],
+                               "pattern": ["A", "M2", "A M2", "R7"], "params_total": [1e6, 2e6, 3e6, 4e6],
+                               "cache_mib_2k": [1.0, 0.5, 2.0, 0.1]}),
+                 [Objective("quality", "maximize"), Objective("peak_memory_mib", "minimize")])
+    fig = plots.pareto_scatter(df, "peak_memory_mib", "quality")
+    curves = plots.curve_trials(fig)
+    by_meta = {t.meta: c for t, c in zip(fig.data, curves) if c is not None}
+    assert sorted(n for c in by_meta.values() for n in c) == [0, 1, 2, 3]
+    assert by_meta["no value on one axis"] == [3]  # the failed trial has no quality: on the edge
+    cats = dict(zip(df["number"], df["category"]))
+    for meta, nums in by_meta.items():
+        if meta in plots.CATEGORY_STYLE:
+            assert {cats[n] for n in nums} == {meta}
+    # the hover's numbers come from customdata: [number, params, cache]
+    t = next(t for t in fig.data if t.meta == "Pareto")
+    assert np.asarray(t.customdata)[:, 1].tolist() == [df.set_index("number").loc[n, "params_total"]
+                                                       for n in np.asarray(t.customdata)[:, 0].astype(int)]

@@ -113,7 +113,7 @@ PARETO_FILL = "rgb(214, 39, 40)"  # plots.CATEGORY_STYLE["Pareto"] colour, as th
 
 POINTS_JS = """(fill) => {
   const plot = document.querySelector('.js-plotly-plot');
-  const pts = plot.querySelectorAll('.scatterlayer .trace:first-child path.point');
+  const pts = plot.querySelectorAll('.scatterlayer path.point');  // every category's trace
   const out = [];
   for (const p of pts) {
     const r = p.getBoundingClientRect();
@@ -146,7 +146,7 @@ def test_browser_deep_link_click_download_screenshot(browser, screenshot_store):
         page = browser.new_page(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
         # live=0: no refresh poll running while the screenshot is taken
         page.goto(f"http://127.0.0.1:{srv.port}/?study={STUDY}&live=0", timeout=120_000)
-        page.wait_for_selector(".js-plotly-plot .scatterlayer .trace:first-child path.point", timeout=120_000)
+        page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
         page.wait_for_timeout(1500)  # let the remaining charts finish drawing
         n_points, pareto = page.evaluate(POINTS_JS, PARETO_FILL)
         assert n_points > 10 and pareto, "no Pareto points drawn"
