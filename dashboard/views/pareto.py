@@ -33,7 +33,7 @@ def _curve_trials(url: str, study: str, rev: int, x: str, y: str, title: str):
 def scatter(ctx: Ctx, x: str, y: str, title: str, key: str) -> None:
     fig = _scatter_figure(ctx.url, ctx.study, ctx.rev, x, y, title)
     ev = st.plotly_chart(fig, key=f"{key}:{x}:{y}", on_select="rerun",
-                         selection_mode=("points", "box", "lasso"), width="stretch")
+                         selection_mode=("points", "box", "lasso"), width="stretch", theme=None)
     selection.absorb(f"{key}:{x}:{y}", selection.chart_numbers(ev, _curve_trials(ctx.url, ctx.study, ctx.rev,
                                                                                   x, y, title)))
 
@@ -114,7 +114,7 @@ def render(ctx: Ctx) -> None:
             with c3:
                 z3 = _axis_select("z", cols, defaults[2], "z3")
             st.plotly_chart(_figure_3d(ctx.url, ctx.study, ctx.rev, x3, y3, z3, tuple(selection.get())),
-                            key="pf_3d", width="stretch")
+                            key="pf_3d", width="stretch", theme=None)
 
     pareto = df[df["category"] == "Pareto"]
     st.subheader(f"Pareto set on the study's objectives ({len(pareto)} trials)")

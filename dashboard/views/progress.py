@@ -23,7 +23,7 @@ def _best_so_far(ctx: Ctx) -> go.Figure | None:
         best = np.fmax.accumulate(v) if o.direction == "maximize" else np.fmin.accumulate(v)
         fig.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line=dict(shape="hv"),
                                  name=plots.axis_title(o.name), yaxis="y" if i == 0 else f"y{i + 1}"))
-    layout = dict(height=320, margin=dict(l=10, r=10, t=30, b=10),
+    layout = dict(height=320, margin=dict(l=10, r=10, t=30, b=10), template=plots.TEMPLATE,
                   title=dict(text="best value so far (feasible trials)", font=dict(size=14)),
                   xaxis_title="trial number", legend=dict(orientation="h"))
     for i in range(1, len(objs)):
@@ -47,17 +47,17 @@ def render(ctx: Ctx) -> None:
                 hv = None
                 st.warning(f"No hypervolume for this study: {e}")
             if hv is not None and len(hv):
-                st.plotly_chart(plots.hypervolume_figure(hv), key="hv", width="stretch")
+                st.plotly_chart(plots.hypervolume_figure(hv), key="hv", width="stretch", theme=None)
             elif hv is not None:
                 st.info("No feasible trial with every objective value yet, so no hypervolume.")
     with right:
         time_col = "finished_at" if "finished_at" in df and df["finished_at"].notna().any() else "started_at"
         st.plotly_chart(plots.timeline_figure(df.assign(
             status=np.where(df["category"] == "infeasible", "infeasible", df["status"])), time_col),
-            key="timeline", width="stretch")
+            key="timeline", width="stretch", theme=None)
     fig = _best_so_far(ctx)
     if fig is not None:
-        st.plotly_chart(fig, key="best", width="stretch")
+        st.plotly_chart(fig, key="best", width="stretch", theme=None)
     with st.expander("study config"):
         info = ctx.info
         st.write(f"status **{info.status}**, created {info.created_at:%Y-%m-%d %H:%M} UTC, "

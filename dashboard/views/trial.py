@@ -95,14 +95,15 @@ def render(ctx: Ctx) -> None:
             st.dataframe(vt, hide_index=True, width="stretch")
         scores = t.get("task_scores") or {}
         if scores:
-            st.plotly_chart(plots.task_scores_figure({int(n): scores}), key="trial_tasks", width="stretch")
+            st.plotly_chart(plots.task_scores_figure({int(n): scores}), key="trial_tasks", width="stretch",
+                            theme=None)
         if t.get("constraints"):
             st.markdown("**constraints** (<= 0 is satisfied)")
             st.dataframe(pd.DataFrame([{"constraint": k, "value": v, "ok": v <= 0} for k, v in t["constraints"].items()]),
                          hide_index=True, width="stretch")
     curves = queries.curves(ctx.url, ctx.study, int(n), ctx.rev)
     if curves:
-        st.plotly_chart(plots.curves_figure({int(n): curves}), key="trial_curves", width="stretch")
+        st.plotly_chart(plots.curves_figure({int(n): curves}), key="trial_curves", width="stretch", theme=None)
     else:
         st.caption("no learning curves stored for this trial")
 

@@ -161,5 +161,5 @@ def test_scatter_traces_split_by_category_with_their_trials():
             assert {cats[n] for n in nums} == {meta}
     # the hover's numbers come from customdata: [number, params, cache]
     t = next(t for t in fig.data if t.meta == "Pareto")
-    assert np.asarray(t.customdata)[:, 1].tolist() == [df.set_index("number").loc[n, "params_total"]
-                                                       for n in np.asarray(t.customdata)[:, 0].astype(int)]
+    cd = np.asarray(t.customdata)
+    assert np.allclose(cd[:, 1], [df.set_index("number").loc[n, "params_total"] for n in cd[:, 0].astype(int)])
