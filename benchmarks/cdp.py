@@ -11,6 +11,7 @@ What it does is what the benchmark asks of Playwright: launch, open pages in ONE
 (a returning user's HTTP and code caches), navigate, poll a JavaScript predicate, close."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -42,7 +43,9 @@ class Browser:
                 raise CdpError("chromium did not open its DevTools port within 60 s")
             time.sleep(0.05)
         port, path = open(port_file).read().split()[:2]
-        self._ws = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30)
+        # entered as a context manager (websockets 17 deprecates a bare connect()), left in close()
+        self._stack = contextlib.ExitStack()
+        self._ws = self._stack.enter_context(connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30))
         self._id = 0
 
     def send(self, method: str, params: dict | None = None, session: str | None = None,
@@ -79,7 +82,7 @@ class Browser:
                     self.send("Browser.close", timeout=10)
                 except Exception:  # noqa: BLE001 - already gone is fine
                     pass
-                self._ws.close()
+                self._stack.close()
         finally:
             try:
                 self._proc.wait(timeout=10)

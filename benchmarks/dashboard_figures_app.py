@@ -1,0 +1,57 @@
+"""The Pareto page's three scatters of the benchmark's 10,000-trial study and nothing else, for
+`benchmarks/dashboard_figures.py`: ?v=old draws them as an earlier dashboard/plots.py did (the
+file named by HNAS_OLD_PLOTS, drawn with Streamlit's theme as that version was), ?v=new as the
+current one does (theme=None), ?v=new-tables adds the Pareto-set tables the page shows below."""
+import importlib.util
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import streamlit as st  # noqa: E402
+
+from dashboard import plots, queries  # noqa: E402
+
+URL = os.environ["HYBRID_NAS_STORAGE"]
+STUDY = os.environ.get("HNAS_STUDY", "bench")
+PAIRS = [("train_tokens_per_s", "quality"), ("peak_memory_mib", "quality"), ("params_total", "quality")]
+
+
+@st.cache_resource
+def old_plots():
+    spec = importlib.util.spec_from_file_location("old_plots", os.environ["HNAS_OLD_PLOTS"])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@st.cache_resource
+def figures(v: str):
+    df = queries.frame(URL, STUDY, queries.revision(URL, STUDY))
+    mod = old_plots() if v == "old" else plots
+    return df, [mod.pareto_scatter(df, x, y) for x, y in PAIRS]
+
+
+v = st.query_params.get("v", "new")
+theme = "streamlit" if v == "old" else None
+df, figs = figures(v)
+st.sidebar.title("figures")
+a, b = st.columns(2)
+with a:
+    st.plotly_chart(figs[0], key="a", on_select="rerun", theme=theme, width="stretch")
+with b:
+    st.plotly_chart(figs[1], key="b", on_select="rerun", theme=theme, width="stretch")
+st.plotly_chart(figs[2], key="c", on_select="rerun", theme=theme, width="stretch")
+if v == "new-tables":  # as the Pareto page shows them
+    pareto = df[df["category"] == "Pareto"]
+    t, m = st.columns([3, 1])
+    with t:
+        st.dataframe(pareto[["number", "pattern", "quality", "train_tokens_per_s", "peak_memory_mib", "params_total"]],
+                     hide_index=True, width="stretch")
+    counts: dict[str, int] = {}
+    for prims in pareto["primitives"]:
+        for p in prims:
+            counts[p] = counts.get(p, 0) + 1
+    with m:
+        st.dataframe(plots.primitive_mix_frame(counts, len(pareto)), hide_index=True, width="stretch",
+                     column_config={"share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0)})
