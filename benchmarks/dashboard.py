@@ -168,7 +168,30 @@ WEBGL_RENDERER_JS = """(() => {
 SHELL_JS = "!!document.querySelector(\"[data-testid='stSidebar'] h1\")"
 
 
-class _PlaywrightDriver:
+class _Driver:
+    """One browser, one context (a returning user's), pages opened, timed and closed."""
+
+    def load(self, link: str, n_charts: int) -> tuple[float, float]:
+        """Seconds from navigation until the app's shell is drawn, and until every chart is."""
+        page = self._new_page()
+        t = time.perf_counter()
+        self._goto(page, link)
+        self._wait(page, SHELL_JS)  # Streamlit's frontend loaded, connected, the sidebar drawn
+        shell = time.perf_counter() - t
+        self._wait(page, f"({READY_JS})({n_charts})")
+        dt = time.perf_counter() - t
+        page.close()
+        return shell, dt
+
+    def webgl_renderer(self) -> str:
+        page = self._new_page()
+        try:
+            return page.evaluate(WEBGL_RENDERER_JS)
+        finally:
+            page.close()
+
+
+class _PlaywrightDriver(_Driver):
     """Playwright's Chromium: the tests' driver."""
 
     def __init__(self, exe: str, args: list[str]):
@@ -177,23 +200,14 @@ class _PlaywrightDriver:
         self._b = self._pw.chromium.launch(executable_path=exe, headless=True, args=args)
         self._ctx = self._b.new_context(viewport={"width": 1500, "height": 1000})
 
-    def load(self, link: str, n_charts: int) -> tuple[float, float]:
-        page = self._ctx.new_page()
-        t = time.perf_counter()
-        page.goto(link, timeout=600_000)
-        page.wait_for_selector("[data-testid='stSidebar'] h1", timeout=600_000)
-        shell = time.perf_counter() - t
-        page.wait_for_function(READY_JS, arg=n_charts, timeout=600_000, polling=50)
-        dt = time.perf_counter() - t
-        page.close()
-        return shell, dt
+    def _new_page(self):
+        return self._ctx.new_page()
 
-    def webgl_renderer(self) -> str:
-        page = self._ctx.new_page()
-        try:
-            return page.evaluate(WEBGL_RENDERER_JS)
-        finally:
-            page.close()
+    def _goto(self, page, link: str) -> None:
+        page.goto(link, timeout=600_000)
+
+    def _wait(self, page, expression: str) -> None:
+        page.wait_for_function(expression, timeout=600_000, polling=50)
 
     def close(self) -> None:
         self._ctx.close()
@@ -201,30 +215,21 @@ class _PlaywrightDriver:
         self._pw.stop()
 
 
-class _CdpDriver:
+class _CdpDriver(_Driver):
     """The same loads over the DevTools protocol (benchmarks/cdp.py), where Playwright is absent."""
 
     def __init__(self, exe: str, args: list[str]):
         from cdp import Browser
         self._b = Browser(exe, args)
 
-    def load(self, link: str, n_charts: int) -> tuple[float, float]:
-        page = self._b.new_page(1500, 1000)
-        t = time.perf_counter()
-        page.goto(link)
-        page.wait_for(SHELL_JS)
-        shell = time.perf_counter() - t
-        page.wait_for(f"({READY_JS})({n_charts})")
-        dt = time.perf_counter() - t
-        page.close()
-        return shell, dt
+    def _new_page(self):
+        return self._b.new_page(1500, 1000)
 
-    def webgl_renderer(self) -> str:
-        page = self._b.new_page()
-        try:
-            return page.evaluate(WEBGL_RENDERER_JS)
-        finally:
-            page.close()
+    def _goto(self, page, link: str) -> None:
+        page.goto(link)
+
+    def _wait(self, page, expression: str) -> None:
+        page.wait_for(expression)
 
     def close(self) -> None:
         self._b.close()

@@ -3,24 +3,19 @@ Chromium: launch, a page, navigation, a JavaScript predicate polled until true, 
 one browser context for several pages, and a clean close."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from .test_serve import CHROMIUM, CHROMIUM_ARGS, _in_ci
+from .test_serve import CHROMIUM, CHROMIUM_ARGS, need_chromium
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 @pytest.fixture
 def browser():
-    if not os.path.exists(CHROMIUM):
-        msg = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-        if _in_ci():
-            pytest.fail(msg + " and CI is set", pytrace=False)
-        pytest.skip(msg)
+    need_chromium()
     from cdp import Browser
     b = Browser(CHROMIUM, CHROMIUM_ARGS)
     yield b
