@@ -8,7 +8,7 @@
 # carried folders over three calls made while the machine stays warm, each staged in /tmp/stage:
 #
 #   here:   bash benchmarks/gpu_dashboard.sh pack                  # fills .bb1 .bb2 .bb3 (git-ignored)
-#   call 1: carry [".bb1"]  bash benchmarks/gpu_dashboard.sh stage .bb1 && <anything else>
+#   call 1: carry [".bb1"]  bash benchmarks/gpu_dashboard.sh stage .bb1 && bash benchmarks/gpu_dashboard.sh probe
 #   call 2: carry [".bb2"]  bash benchmarks/gpu_dashboard.sh stage .bb2
 #   call 3: carry [".bb3"]  bash benchmarks/gpu_dashboard.sh stage .bb3 && bash benchmarks/gpu_dashboard.sh run 2>&1 | tee $OUT/log
 #

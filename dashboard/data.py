@@ -25,7 +25,6 @@ import pandas as pd
 from search_space.metrics import METRICS
 from search_space.registry import CHANNEL_MIXERS, TOKEN_MIXERS
 
-from .diagram import human
 
 PRIMITIVES = tuple(TOKEN_MIXERS) + tuple(k for k in CHANNEL_MIXERS if k != "none")
 _TYPE_RE = re.compile(r"\btype:\s*['\"]?([A-Za-z0-9_]+)")
@@ -119,8 +118,7 @@ def categories(df: pd.DataFrame, objectives: list[Objective]) -> pd.Series:
 
 
 def prepare(frame: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
-    """The frame every view reads: the store's columns plus category, primitives and short
-    human-readable params/cache strings for hover text."""
+    """The frame every view reads: the store's columns plus category and primitives."""
     df = frame.copy()
     if "number" not in df:
         df["number"] = np.arange(len(df))
@@ -134,8 +132,6 @@ def prepare(frame: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
         df["primitives"] = [frozenset()] * len(df)
     if "pattern" not in df:
         df["pattern"] = ""
-    df["params_h"] = [human(v) if np.isfinite(v) else "?" for v in _num(df, "params_total")]
-    df["cache_h"] = [f"{v:.3g} MiB" if np.isfinite(v) else "?" for v in _num(df, "cache_mib_2k")]
     if "fidelity" not in df:
         df["fidelity"] = ""
     return df.sort_values("number").reset_index(drop=True)

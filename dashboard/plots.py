@@ -130,7 +130,8 @@ def curve_trials(fig: go.Figure) -> list[list[int] | None]:
 
 
 def plotted_rows(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """The rows a scatter of (x, y) draws, in trace order: the selection indices refer to these."""
+    """The rows a scatter of (x, y) draws: those with a value on either axis (split into traces by
+    category; `curve_trials` maps a trace's points back to trials)."""
     return df[df[x].notna() | df[y].notna()].reset_index(drop=True) if len(df) else df
 
 

@@ -275,35 +275,50 @@ class EvolutionSampler(BaseSampler):
         return pool[j]
 
     # ------------------------------------------------------------------ proposing
-    def _evolve(self, study, done: list[FrozenTrial], seen: set[str]):
-        """(child, parent numbers, operator, whether the child is new)."""
+    def _breeder(self, study, done: list[FrozenTrial]):
+        """(child, winner, arch_of): `child()` is one STAR step (tournament, crossover with a
+        probability, mutations) -> (architecture, parent numbers, operator); `winner()` one
+        tournament; `arch_of(trial)` its architecture, rebuilt once per trial (a tournament
+        winner tends to win again)."""
         from search_space.operators import crossover, mutate
         rank, crowd = rank_and_crowding(done, study.directions)
         rebuilt: dict[int, Any] = {}
 
-        def arch_of(t):  # a tournament winner tends to win again: rebuild it once
+        def arch_of(t):
             if t.number not in rebuilt:
                 rebuilt[t.number] = _rebuild(self._space, t.params)
             return rebuilt[t.number]
 
-        # (1) the STAR step: tournament, crossover, mutation
-        for _ in range(self._max_retries):
-            pa = self._tournament(done, rank, crowd)
+        def winner():
+            return self._tournament(done, rank, crowd)
+
+        def child():
+            pa = winner()
             a, parents, op = arch_of(pa), [pa.number], "mutate"
             if self._rng.random() < self._crossover_prob:
-                pb = self._tournament(done, rank, crowd)
+                pb = winner()
                 if pb.number != pa.number:
                     a = crossover(a, arch_of(pb), self._space, self._rng)
                     parents, op = [pa.number, pb.number], "crossover+mutate"
             for _ in range(self._mutations):
                 a = mutate(a, self._space, self._rng)
+            return a, parents, op
+
+        return child, winner, arch_of
+
+    def _evolve(self, study, done: list[FrozenTrial], seen: set[str]):
+        """(child, parent numbers, operator, whether the child is new)."""
+        child, winner, arch_of = self._breeder(study, done)
+        # (1) the STAR step: tournament, crossover, mutation
+        for _ in range(self._max_retries):
+            a, parents, op = child()
             if a.fingerprint() not in seen:
                 return a, parents, op, True
             last = (a, parents, op)
         # (2) the front's neighbourhood is used up: walk further from a tournament winner and take
         # the first new architecture on the walk
         for _ in range(self._max_retries):
-            pa = self._tournament(done, rank, crowd)
+            pa = winner()
             found = self._novelty.walk(arch_of(pa), seen)
             if found is not None:
                 return found[0], [pa.number], f"mutate*{found[1]}", True
@@ -317,30 +332,14 @@ class EvolutionSampler(BaseSampler):
     def _candidates(self, study, done: list[FrozenTrial], seen: set[str]):
         """Up to `screen` distinct new children of the STAR step, and a share of new uniform
         random architectures: [(architecture, parent numbers, operator)]."""
-        from search_space.operators import crossover, mutate
-        rank, crowd = rank_and_crowding(done, study.directions)
-        rebuilt: dict[int, Any] = {}
-
-        def arch_of(t):
-            if t.number not in rebuilt:
-                rebuilt[t.number] = _rebuild(self._space, t.params)
-            return rebuilt[t.number]
-
+        child, _, _ = self._breeder(study, done)
         n_random = int(round(self._screen * self._random_candidates))
         n_bred = self._screen - n_random
         out: dict[str, tuple] = {}
         for _ in range(4 * n_bred):  # a small neighbourhood runs out: do not loop for ever
             if len(out) >= n_bred:
                 break
-            pa = self._tournament(done, rank, crowd)
-            a, parents, op = arch_of(pa), [pa.number], "mutate"
-            if self._rng.random() < self._crossover_prob:
-                pb = self._tournament(done, rank, crowd)
-                if pb.number != pa.number:
-                    a = crossover(a, arch_of(pb), self._space, self._rng)
-                    parents, op = [pa.number, pb.number], "crossover+mutate"
-            for _ in range(self._mutations):
-                a = mutate(a, self._space, self._rng)
+            a, parents, op = child()
             fp = a.fingerprint()
             if fp not in seen and fp not in out:
                 out[fp] = (a, parents, op)

@@ -66,3 +66,18 @@ def concurrent_fingerprints(study, space, batches=(6, 10, 10)) -> list[str]:
         for t, a in zip(running, archs):
             study.tell(t, objectives(a))
     return fps
+
+
+def tell_then_check_rerun(study, space, running, fingerprint_attr: str) -> None:
+    """Tell the `running` trials, then ask one more and re-run it under its own number (what
+    search.py's resume does): it keeps its params and every system attribute the sampler wrote,
+    `fingerprint_attr` naming the architecture it was given."""
+    import optuna
+    for x in running:
+        study.tell(x, objectives(space.replay(x.params)))
+    t = study.ask()
+    arch = space.sample(t)
+    before = study._storage.get_trial_system_attrs(t._trial_id)
+    again = optuna.Trial(study, t._trial_id)
+    assert space.sample(again).fingerprint() == arch.fingerprint() == before[fingerprint_attr]
+    assert study._storage.get_trial_system_attrs(again._trial_id) == before

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from orchestrator.config import ConfigError, SamplerConfig
-from orch_helpers import concurrent_fingerprints, objectives
+from orch_helpers import concurrent_fingerprints, objectives, tell_then_check_rerun
 from orchestrator.samplers import EvolutionSampler, NoRepeatSampler, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,15 +136,8 @@ def test_enqueued_and_rerun_trials_are_left_alone(tiny_space):
     other = study.ask()
     assert space.sample(other).fingerprint() != new
     assert space.sample(t).fingerprint() == new
-    for x in (t, other):
-        study.tell(x, objectives(space.replay(x.params)))
     # a trial re-run under its own number (search.py's resume) keeps its params and attributes
-    t = study.ask()
-    arch = space.sample(t)
-    before = study._storage.get_trial_system_attrs(t._trial_id)
-    again = optuna.Trial(study, t._trial_id)
-    assert space.sample(again).fingerprint() == arch.fingerprint() == before["no_repeat:fingerprint"]
-    assert study._storage.get_trial_system_attrs(again._trial_id) == before
+    tell_then_check_rerun(study, space, (t, other), "no_repeat:fingerprint")
 
 
 def test_gp_wrapped_runs_multi_objective(tiny_space):

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from orchestrator.config import ConfigError, SamplerConfig
-from orch_helpers import concurrent_fingerprints, objectives
+from orch_helpers import concurrent_fingerprints, objectives, tell_then_check_rerun
 from orchestrator.samplers import EvolutionSampler, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -122,12 +122,5 @@ def test_evolution_leaves_enqueued_and_rerun_trials_alone(tiny_space):
     assert space.sample(other).fingerprint() != last
     assert study._storage.get_trial_system_attrs(other._trial_id)["evolution:repeat"] is True
     assert space.sample(t).fingerprint() == last
-    for x in (t, other):
-        study.tell(x, objectives(space.replay(x.params)))
     # a trial re-run under its own number (search.py's resume) keeps its params and provenance
-    t = study.ask()
-    arch = space.sample(t)
-    before = study._storage.get_trial_system_attrs(t._trial_id)
-    again = optuna.Trial(study, t._trial_id)
-    assert space.sample(again).fingerprint() == arch.fingerprint() == before["evolution:fingerprint"]
-    assert study._storage.get_trial_system_attrs(again._trial_id) == before
+    tell_then_check_rerun(study, space, (t, other), "evolution:fingerprint")

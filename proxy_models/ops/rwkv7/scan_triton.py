@@ -20,17 +20,24 @@ import triton.language as tl
 
 
 @triton.jit
-def _fwd_kernel(mn_ptr, s0_ptr, sin_ptr, sT_ptr, NC, K, V,
-                HAS_S0: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
-    pid = tl.program_id(0).to(tl.int64)            # = b * H + h
-    E = K + V
+def _tile(K, V, BK: tl.constexpr, BV: tl.constexpr):
+    """Row and column offsets of a (K, K) transition and a (K, V) state tile, their masks, and
+    the state's flat offsets: the same in both directions."""
     ok = tl.arange(0, BK)
     oj = tl.arange(0, BK)
     ov = tl.arange(0, BV)
     mk = ok < K
     mkv = mk[:, None] & (ov < V)[None, :]
     mkk = mk[:, None] & (oj < K)[None, :]
-    off_kv = ok[:, None] * V + ov[None, :]
+    return ok, oj, ov, mkv, mkk, ok[:, None] * V + ov[None, :]
+
+
+@triton.jit
+def _fwd_kernel(mn_ptr, s0_ptr, sin_ptr, sT_ptr, NC, K, V,
+                HAS_S0: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    pid = tl.program_id(0).to(tl.int64)            # = b * H + h
+    E = K + V
+    ok, oj, ov, mkv, mkk, off_kv = _tile(K, V, BK, BV)
     if HAS_S0:
         S = tl.load(s0_ptr + pid * K * V + off_kv, mask=mkv, other=0.0)
     else:
@@ -49,13 +56,7 @@ def _bwd_kernel(mn_ptr, sin_ptr, gin_ptr, gT_ptr, gmn_ptr, g0_ptr, NC, K, V,
                 HAS_GT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
     E = K + V
-    ok = tl.arange(0, BK)
-    oj = tl.arange(0, BK)
-    ov = tl.arange(0, BV)
-    mk = ok < K
-    mkv = mk[:, None] & (ov < V)[None, :]
-    mkk = mk[:, None] & (oj < K)[None, :]
-    off_kv = ok[:, None] * V + ov[None, :]
+    ok, oj, ov, mkv, mkk, off_kv = _tile(K, V, BK, BV)
     if HAS_GT:
         G = tl.load(gT_ptr + pid * K * V + off_kv, mask=mkv, other=0.0)
     else:
