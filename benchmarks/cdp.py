@@ -47,6 +47,11 @@ class Browser:
         self._stack = contextlib.ExitStack()
         self._ws = self._stack.enter_context(connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30))
         self._id = 0
+        self.events: list[dict] | None = None  # a list to keep the events that arrive (tracing), else dropped
+
+    def _keep(self, msg: dict) -> None:
+        if self.events is not None:
+            self.events.append(msg)
 
     def send(self, method: str, params: dict | None = None, session: str | None = None,
              timeout: float = 600) -> dict:
@@ -56,7 +61,7 @@ class Browser:
             msg["sessionId"] = session
         self._ws.send(json.dumps(msg))
         deadline = time.time() + timeout
-        while True:  # events arrive interleaved with replies: skip them
+        while True:  # events arrive interleaved with replies: kept or skipped
             left = deadline - time.time()
             if left <= 0:
                 raise CdpError(f"{method}: no reply within {timeout} s")
@@ -65,6 +70,20 @@ class Browser:
                 if "error" in reply:
                     raise CdpError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
+            self._keep(reply)
+
+    def wait_event(self, *methods: str, timeout: float = 120) -> tuple[str, dict]:
+        """The next event named one of `methods`, as (name, params); the events before it are
+        kept or skipped."""
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise CdpError(f"none of {methods} within {timeout} s")
+            msg = json.loads(self._ws.recv(timeout=left))
+            if msg.get("method") in methods:
+                return msg["method"], msg.get("params", {})
+            self._keep(msg)
 
     def new_page(self, width: int = 1500, height: int = 1000) -> "Page":
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]

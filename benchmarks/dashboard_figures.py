@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--old-rev", default="5b8eca4", help="the git revision whose dashboard/plots.py is 'old'")
     ap.add_argument("--old-plots", help="or that file itself (where the checkout has no git history)")
+    ap.add_argument("--old-theme", choices=["streamlit", "none"], default="streamlit",
+                    help="how the app draws the old figures: Streamlit's theme (as before 700a0cb) or none")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--chromium", default=_bench.CHROMIUM)
     ap.add_argument("--browser-args", default=" ".join(_bench.CHROMIUM_ARGS))
@@ -60,7 +62,7 @@ def main() -> None:
             src = subprocess.run(["git", "show", f"{args.old_rev}:dashboard/plots.py"], cwd=ROOT, check=True,
                                  capture_output=True, text=True).stdout
             Path(old).write_text(src)
-        os.environ.update(HYBRID_NAS_STORAGE=url, HNAS_OLD_PLOTS=old, HNAS_STUDY=_bench.STUDY)
+        os.environ.update(HYBRID_NAS_STORAGE=url, HNAS_OLD_PLOTS=old, HNAS_STUDY=_bench.STUDY, HNAS_OLD_THEME=args.old_theme)
         cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
                "--server.address", "127.0.0.1", "--server.port"]
@@ -91,7 +93,7 @@ def main() -> None:
                 b.close()
     med = {v: round(statistics.median(walls[v]), 3) for v in VARIANTS}
     res = {"device": args.device, "cpu_cores": os.cpu_count(), "webgl_renderer": renderer, "trials": args.trials,
-           "old": args.old_plots or f"{args.old_rev}:dashboard/plots.py", "reps": args.reps,
+           "old": args.old_plots or f"{args.old_rev}:dashboard/plots.py", "old_theme": args.old_theme, "reps": args.reps,
            "load_median_s": med,
            "main_thread_median_s": {v: round(statistics.median(main_thread[v]), 3) for v in VARIANTS},
            "script_median_s": {v: round(statistics.median(script[v]), 3) for v in VARIANTS},

@@ -1,7 +1,7 @@
 """The Pareto page's three scatters of the benchmark's 10,000-trial study and nothing else, for
 `benchmarks/dashboard_figures.py`: ?v=old draws them as an earlier dashboard/plots.py did (the
 file named by HNAS_OLD_PLOTS, drawn with Streamlit's theme as that version was), ?v=new as the
-current one does (theme=None), ?v=new-tables adds the Pareto-set tables the page shows below."""
+current one does (theme=None; the old one with HNAS_OLD_THEME, default Streamlit's), ?v=new-tables adds the Pareto-set tables the page shows below."""
 import importlib.util
 import os
 import sys
@@ -33,7 +33,8 @@ def figures(v: str):
 
 
 v = st.query_params.get("v", "new")
-theme = "streamlit" if v == "old" else None
+old_theme = os.environ.get("HNAS_OLD_THEME", "streamlit")
+theme = (None if old_theme == "none" else old_theme) if v == "old" else None
 df, figs = figures(v)
 st.sidebar.title("figures")
 a, b = st.columns(2)

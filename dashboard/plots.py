@@ -6,9 +6,10 @@ Design choices:
   running) with one colour, symbol and size per trace, so the legend hides and shows a category
   and the browser gets no per-point style arrays. Every point carries
   `customdata = [trial number, params, cache MiB at 2K]`: a selected point reports its trial
-  through it, and the hover formats the numbers from it (numeric arrays travel as binary, where
+  through it, and the hover formats the numbers from it (customdata travels as binary, where
   a formatted hover string per point made the figure 2.4 times larger; the browser spends time
-  on every byte: docs/dashboard.md). The hover text is only the block pattern.
+  on every byte: docs/dashboard.md). The hover text is only the block pattern. x and y travel
+  as plain lists, with a `layout.datarevision`, and the layout has no template: see `figure()`.
   `curve_trials(fig)` says which trial each point of each trace is.
 - Above `WEBGL_AT` points the traces switch to `Scattergl`.
 - The front on the two plotted axes is drawn as a step line, so a projection of a 3-objective
@@ -23,7 +24,10 @@ Design choices:
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -135,31 +139,80 @@ def plotted_rows(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return df[df[x].notna() | df[y].notna()].reset_index(drop=True) if len(df) else df
 
 
-# Streamlit's light chart theme (fonts, greys, grid), as a small Plotly template. The app draws
-# every chart with `st.plotly_chart(..., theme=None)` and this template instead of Streamlit's
-# theme, because that theme is applied in the browser by rewriting the figure's JSON text, dozens
-# of passes over it: for the Pareto page of a 10,000-trial study, about 0.2 s of a 2.3 s load on
-# the GPU machine (docs/dashboard.md). Without a template of its own a figure would get plotly's
-# default grey one.
+# Streamlit's light chart look (fonts, greys, grid), set on every figure's layout. The app draws
+# every chart with `st.plotly_chart(..., theme=None)`: Streamlit's theme is applied in the browser
+# by rewriting the figure's JSON text, dozens of passes over it (for the Pareto page of a
+# 10,000-trial study, about 0.2 s of a 2.3 s load on the GPU machine: docs/dashboard.md).
+# Not a Plotly template either (`template` is null in the JSON): Streamlit hands every figure to
+# Plotly.react a second time right after the first draw, re-parsed, and Plotly.react counts a
+# template that is a new object as a change that needs a full recalculation and redraw.
 _TEXT, _GRID = "#31333F", "#E6EAF1"
-TEMPLATE = dict(layout=dict(
+LOOK = dict(
     font=dict(family='"Source Sans", sans-serif', size=12, color=_TEXT),
     paper_bgcolor="#FFFFFF", plot_bgcolor="#FFFFFF",
     colorway=["#0068C9", "#83C9FF", "#FF2B2B", "#FFABAB", "#29B09D", "#7DEFA1", "#FF8700", "#FFD16A", "#6D3FC0"],
     title=dict(x=0, xanchor="left", font=dict(size=14, color=_TEXT)),
-    xaxis=dict(showgrid=False, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True),
-    yaxis=dict(showgrid=True, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True),
-    hoverlabel=dict(bgcolor="#FFFFFF", bordercolor="#D5DAE5", font=dict(color=_TEXT))))
+    hoverlabel=dict(bgcolor="#FFFFFF", bordercolor="#D5DAE5", font=dict(color=_TEXT)),
+    margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
+    legend=dict(font=dict(size=10), itemsizing="constant"))
+AXIS_LOOK = {"x": dict(showgrid=False, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True),
+             "y": dict(showgrid=True, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True)}
+_AXIS = re.compile(r"^([xy])axis\d*$")
 
 
-def _figure(traces: list[dict], layout: dict) -> go.Figure:
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _significant(v: np.ndarray, digits: int) -> list[float]:
+    """`v` rounded to `digits` significant digits, as floats whose shortest form is that many
+    digits: k / 10**p is the double nearest the decimal (IEEE division is correctly rounded)."""
+    v = v.astype(np.float64)
+    with np.errstate(all="ignore"):
+        p = digits - 1 - np.floor(np.log10(np.abs(v)))
+    p = np.where(np.isfinite(p), p, 0.0)
+    scale = np.power(10.0, np.abs(p))
+    with np.errstate(all="ignore"):
+        out = np.where(p >= 0, np.round(v * scale) / scale, np.round(v / scale) * scale)
+    return out.tolist()
+
+
+def _plain(v):
+    """A 1-D numeric or string array as a JSON list. Plotly.react diffs data arrays with
+    Array.isArray, so a binary (typed) array is a change every time the browser re-parses the
+    figure, and a change of `x` means a full recalculation; a plain list with an unchanged
+    `layout.datarevision` is not. Floats keep 7 significant digits (float32's precision) in their
+    shortest decimal form: the JSON is a tenth larger than binary, not twice."""
+    if isinstance(v, (pd.Series, pd.Index)):
+        v = v.to_numpy()
+    if not isinstance(v, np.ndarray) or v.ndim != 1:
+        return v  # 2-D customdata stays binary: it decodes to a plain array of rows
+    if v.dtype.kind == "f":
+        return _significant(v, 7)  # NaN -> JSON null
+    if v.dtype.kind in "biuOU":
+        return v.tolist()
+    return v  # datetimes: plotly writes them as strings
+
+
+def figure(traces: list[dict], layout: dict) -> go.Figure:
     """A figure from plain dicts, not validated property by property: plotly's validation of
-    10,000-element marker arrays (and of a template per figure) costs seconds per page, and
-    every value here is produced by this module from the catalogue, not typed by a user."""
-    base = dict(margin=dict(l=10, r=10, t=40, b=10), hovermode="closest", template=TEMPLATE,
-                legend=dict(font=dict(size=10), itemsizing="constant"))
-    base.update(layout)
-    return go.Figure(data=traces, layout=base, _validate=False)
+    10,000-element arrays costs seconds per page, and every value here is produced by this
+    module from the catalogue, not typed by a user. The layout gets `LOOK` (and `AXIS_LOOK` on
+    every 2-D axis) under what the caller sets, and a `datarevision` that is a digest of the data,
+    so that Plotly.react redraws only when the data changed."""
+    traces = [{k: _plain(v) for k, v in t.items()} for t in traces]
+    lay = _merged(LOOK, layout)
+    for name in {"xaxis", "yaxis", *(k for k in lay if _AXIS.match(k))}:
+        lay[name] = _merged(AXIS_LOOK[name[0]], lay.get(name) or {})
+    lay["datarevision"] = hashlib.blake2b(pickle.dumps(traces, protocol=5), digest_size=8).hexdigest()
+    fig = go.Figure(data=traces, layout=lay, _validate=False)
+    # after construction: a figure built without a template gets plotly's default one, which
+    # importing Streamlit sets to its own (a template of placeholder colours)
+    fig.layout.template = None
+    return fig
 
 
 def _legend_entry(name: str, color: str, symbol: str, size: int) -> dict:
@@ -193,7 +246,7 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
 
     cats = rows["category"].astype(str).to_numpy() if len(rows) else np.array([], dtype=str)
     kind = "scattergl" if len(rows) >= WEBGL_AT else "scatter"
-    xs32, ys32 = xs.astype(np.float32), ys.astype(np.float32)  # what the browser draws: half the bytes
+    xs32, ys32 = xs.astype(np.float32), ys.astype(np.float32)  # what the browser draws (figure() writes 7 digits)
     traces = []
     if len(rows):
         custom, text, fidelity = _hover_parts(rows)
@@ -230,10 +283,12 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
         if n:  # e.g. failed trials with no measurement: say they exist rather than hide them
             entry = _legend_entry(f"{c} ({n}, no values)", *CATEGORY_STYLE[c])
             traces.append(dict(entry, legendrank=len(CATEGORY_ORDER) + 2))
-    # dragmode/clickmode are left to Streamlit: it sets click-to-select with box and lasso in the
-    # modebar; a layout dragmode of "lasso" would turn click selection off
-    return _figure(traces, dict(
+    # click-to-select, pan on drag, box and lasso in the modebar: what Streamlit sets on a chart
+    # with every selection mode on, set here so that its setting them is no change (a change is one
+    # more Plotly.react of 10,000 points); a layout dragmode of "lasso" would turn clicks off
+    return figure(traces, dict(
         title=_title(title), height=height, uirevision=f"{x}|{y}",
+        clickmode="event+select", dragmode="pan", hovermode="closest",
         xaxis=dict(title=dict(text=axis_title(x)), type="log" if logx else "-"),
         yaxis=dict(title=dict(text=axis_title(y)), type="log" if logy else "-")))
 
@@ -266,13 +321,13 @@ def pareto_3d(df: pd.DataFrame, x: str, y: str, z: str, height: int = 520,
                                mode="markers", name="selected", hoverinfo="skip",
                                marker=dict(symbol="circle-open", size=9, color="#000000")))
     axis = lambda c: dict(title=dict(text=axis_title(c)), type="log" if len(rows) and _log_axis(rows[c]) else "-")  # noqa: E731
-    return _figure(traces, dict(height=height, margin=dict(l=0, r=0, t=30, b=0), legend=dict(orientation="h"),
+    return figure(traces, dict(height=height, margin=dict(l=0, r=0, t=30, b=0), legend=dict(orientation="h"),
                                 uirevision=f"{x}|{y}|{z}", scene=dict(xaxis=axis(x), yaxis=axis(y), zaxis=axis(z))))
 
 
 def hypervolume_figure(hv: pd.DataFrame, height: int = 320) -> go.Figure:
     """Hypervolume (of the front so far) against trial number; `hv` has `number`, `hypervolume`."""
-    return _figure([dict(type="scatter", x=hv["number"].to_numpy(), y=hv["hypervolume"].to_numpy(), mode="lines",
+    return figure([dict(type="scatter", x=hv["number"].to_numpy(), y=hv["hypervolume"].to_numpy(), mode="lines",
                          line=dict(shape="hv", color="#4C78A8"), name="hypervolume",
                          hovertemplate="after trial %{x}: %{y:.5g}<extra></extra>")],
                    dict(height=height, title=_title("hypervolume of the front so far"),
@@ -291,7 +346,7 @@ def timeline_figure(df: pd.DataFrame, time_col: str, height: int = 320) -> go.Fi
             traces.append(dict(type="scatter", x=t.to_numpy(), y=np.arange(1, len(part) + 1), mode="lines", name=str(status),
                                line=dict(shape="hv", color=STATUS_COLORS.get(status, "#999999")),
                                hovertemplate="%{x}<br>%{y} " + str(status) + "<extra></extra>"))
-    return _figure(traces, dict(height=height, title=_title("trials over time, by status (UTC)"),
+    return figure(traces, dict(height=height, title=_title("trials over time, by status (UTC)"),
                                 xaxis=dict(title=dict(text="time (UTC)")),
                                 yaxis=dict(title=dict(text="trials (cumulative)")), legend=dict(orientation="h")))
 
@@ -312,7 +367,7 @@ def curves_figure(curves_by_trial: dict[int, dict[str, list]], height: int = 340
             traces.append(dict(type="scatter", x=list(steps), y=list(vals), mode="lines", name=f"trial {num}: {name}",
                                yaxis="y" if lossy or len(names) == 1 else "y2",
                                line=dict(color=palette[i % len(palette)], dash=dashes[names.index(name) % len(dashes)])))
-    return _figure(traces, dict(height=height, title=_title("learning curves"), xaxis=dict(title=dict(text="step")),
+    return figure(traces, dict(height=height, title=_title("learning curves"), xaxis=dict(title=dict(text="step")),
                                 yaxis=dict(title=dict(text="loss")), legend=dict(orientation="h"),
                                 yaxis2=dict(title=dict(text="score"), overlaying="y", side="right", showgrid=False)))
 
@@ -325,7 +380,7 @@ def task_scores_figure(scores_by_trial: dict[int, dict[str, float]], height: int
         traces.append(dict(type="bar", x=names, y=[scores[n] for n in names], name=f"trial {num}",
                            marker=dict(color=palette[i % len(palette)]),
                            hovertemplate="%{x}: %{y:.4g}<extra>trial " + str(num) + "</extra>"))
-    return _figure(traces, dict(height=height, barmode="group", title=_title("per-task scores"),
+    return figure(traces, dict(height=height, barmode="group", title=_title("per-task scores"),
                                 legend=dict(orientation="h")))
 
 

@@ -17,19 +17,17 @@ def _best_so_far(ctx: Ctx) -> go.Figure | None:
     objs = [o for o in ctx.objectives if o.name in done]
     if not len(done) or not objs:
         return None
-    fig = go.Figure()
+    traces = []
     for i, o in enumerate(objs):
         v = done[o.name].to_numpy(dtype=float)
         best = np.fmax.accumulate(v) if o.direction == "maximize" else np.fmin.accumulate(v)
-        fig.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line=dict(shape="hv"),
-                                 name=plots.axis_title(o.name), yaxis="y" if i == 0 else f"y{i + 1}"))
-    layout = dict(height=320, margin=dict(l=10, r=10, t=30, b=10), template=plots.TEMPLATE,
-                  title=dict(text="best value so far (feasible trials)", font=dict(size=14)),
-                  xaxis_title="trial number", legend=dict(orientation="h"))
+        traces.append(dict(type="scatter", x=done["number"].to_numpy(), y=best, mode="lines", line=dict(shape="hv"),
+                           name=plots.axis_title(o.name), yaxis="y" if i == 0 else f"y{i + 1}"))
+    layout = dict(height=320, margin=dict(t=30), title=dict(text="best value so far (feasible trials)"),
+                  xaxis=dict(title=dict(text="trial number")), legend=dict(orientation="h"))
     for i in range(1, len(objs)):
         layout[f"yaxis{i + 1}"] = dict(overlaying="y", side="right", showgrid=False, showticklabels=i == 1)
-    fig.update_layout(**layout)
-    return fig
+    return plots.figure(traces, layout)
 
 
 def render(ctx: Ctx) -> None:

@@ -51,3 +51,30 @@ def test_cdp_wait_for_times_out_with_the_expression(browser):
     p.goto("about:blank")
     with pytest.raises(CdpError, match="not true within"):
         p.wait_for("false", timeout=0.3)
+
+
+@pytest.mark.browser
+def test_trace_summary_finds_a_long_task_and_its_script(tmp_path):
+    """benchmarks/dashboard_trace.py on a page whose script spins 300 ms after load: the summary
+    has that task, its JavaScript attributed to the page's script file, inside the load."""
+    need_chromium()
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "dashboard_trace", Path(__file__).resolve().parents[2] / "benchmarks" / "dashboard_trace.py")
+    dt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dt)
+    page = tmp_path / "busy.html"
+    page.write_text("<html><body><script src='spin.js'></script></body></html>")
+    (tmp_path / "spin.js").write_text(
+        "function spin() { const t = performance.now(); while (performance.now() - t < 300) {} }\n"
+        "setTimeout(() => { spin(); const d = document.createElement('div'); d.id = 'done';"
+        " document.body.appendChild(d); }, 100);\n")
+    raw = tmp_path / "raw.json"
+    out = dt.traced_load(page.as_uri(), "!!document.getElementById('done')", CHROMIUM, CHROMIUM_ARGS,
+                         raw=str(raw), warm=1)
+    assert out["ready_s"] >= 0.3 and len(out["untraced_warm_loads_s"]) == 1
+    assert 0.3 <= out["main_thread_busy_s"] <= out["ready_s"] + 0.05
+    spin = [t for t in out["long_tasks"] if t["dur_s"] >= 0.29]
+    assert spin and max(spin[0]["js"], key=spin[0]["js"].get) == "spin.js"
+    assert out["js_self_s_by_script"]["spin.js"] >= 0.25
+    assert raw.stat().st_size > 1000  # the whole trace, for chrome://tracing

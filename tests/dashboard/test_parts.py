@@ -163,3 +163,49 @@ def test_scatter_traces_split_by_category_with_their_trials():
     t = next(t for t in fig.data if t.meta == "Pareto")
     cd = np.asarray(t.customdata)
     assert np.allclose(cd[:, 1], [df.set_index("number").loc[n, "params_total"] for n in cd[:, 0].astype(int)])
+
+
+def test_figures_are_plain_json_with_a_data_revision():
+    """What the browser gets (dashboard/plots.py `figure`): x/y as JSON lists of 7-digit floats
+    (a binary array is a change for every Plotly.react, and a change of x means a full
+    recalculation), customdata still binary, no template (a new template object is a change
+    too), the Streamlit look on every axis, and a datarevision that moves with the data only."""
+    import json
+
+    import plotly.io as pio
+    df = prepare(pd.DataFrame({"number": list(range(6)), "status": ["complete"] * 5 + ["failed"],
+                               "quality": [0.5, 0.4, 0.6, 1 / 3, 0.45, np.nan],
+                               "peak_memory_mib": [10.0, 12.0, 8.0, 123456.789, 9.5, 9.0],
+                               "pattern": ["A", "M2", "A M2", "R7", "A", "M1"], "params_total": [1e6] * 6}),
+                 [Objective("quality", "maximize"), Objective("peak_memory_mib", "minimize")])
+    fig = plots.pareto_scatter(df, "peak_memory_mib", "quality")
+    spec = json.loads(pio.to_json(fig.to_dict(), validate=False))
+    lay = spec["layout"]
+    assert lay["template"] is None
+    assert lay["clickmode"] == "event+select" and lay["dragmode"] == "pan"
+    assert lay["xaxis"]["gridcolor"] == lay["yaxis"]["gridcolor"] and lay["xaxis"]["title"]["text"]
+    assert lay["title"]["x"] == 0 and lay["font"]["family"].startswith('"Source Sans"')
+    for t in spec["data"]:
+        assert isinstance(t["x"], list) and isinstance(t["y"], list)
+    pts = [t for t in spec["data"] if t.get("customdata") is not None]
+    assert all("bdata" in t["customdata"] for t in pts)  # 2-D: decoded to a plain array of rows
+    xs = {v for t in pts for v in t["x"]}
+    assert 123456.8 in xs and 1 / 3 not in {v for t in pts for v in t["y"]}
+    assert 0.3333333 in {v for t in pts for v in t["y"]}
+    rev = lay["datarevision"]
+    assert plots.pareto_scatter(df, "peak_memory_mib", "quality").layout.datarevision == rev  # same data
+    moved = df.copy()
+    moved.loc[0, "quality"] = 0.55
+    assert plots.pareto_scatter(moved, "peak_memory_mib", "quality").layout.datarevision != rev
+    # a figure with a second y axis gets the look on it as well, under what the caller set
+    curves = plots.curves_figure({0: {"train_loss": [(1, 2.0), (2, 1.5)], "quality": [(1, 0.1), (2, 0.2)]}})
+    assert curves.layout.yaxis2.gridcolor == plots.AXIS_LOOK["y"]["gridcolor"]
+    assert curves.layout.yaxis2.showgrid is False and curves.to_dict()["layout"]["template"] is None
+
+
+def test_significant_digits_are_the_shortest_decimals():
+    v = np.array([0.123456789, 123456.789, 1.5e-7, 0.0, -3.14159265, 12345678901.0, 0.1 + 0.2, np.nan])
+    out = plots._significant(v, 7)
+    assert out[:7] == [0.1234568, 123456.8, 1.5e-07, 0.0, -3.141593, 12345680000.0, 0.3]
+    assert np.isnan(out[7])
+    assert max(len(repr(x)) for x in plots._significant(np.random.default_rng(0).random(1000) * 1e5, 7)) <= 9

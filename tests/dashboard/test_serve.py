@@ -131,6 +131,22 @@ POINTS_JS = """(fill) => {
 
 STUDY = "hybrid-lm-search"
 
+# Which calculations each chart's points went through: every `plotly_afterplot` adds the chart's
+# calcdata (Plotly's computed points, a new object per full recalculation) to a set. Streamlit
+# gives each figure to Plotly.react a second time right after the first draw; with the figures
+# of dashboard/plots.py (plain x/y lists, a datarevision, no template) that second pass must not
+# recalculate: for 10,000 points it is a second full draw of every chart.
+CALCS_HOOK = """
+new MutationObserver(() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    if (gd.__calcs || !gd.on) continue;
+    gd.__calcs = new Set();
+    gd.on('plotly_afterplot', () => gd.__calcs.add(gd.calcdata));
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true, attributeFilter: ['class']});
+"""
+CALCS_JS = "() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.__calcs ? gd.__calcs.size : -1)"
+
 
 @pytest.fixture(scope="module")
 def screenshot_store(tmp_path_factory) -> str:
@@ -149,10 +165,13 @@ def test_browser_deep_link_click_download_screenshot(browser, screenshot_store):
     srv = Served(url, _free_port())
     try:
         page = browser.new_page(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+        page.add_init_script(CALCS_HOOK)
         # live=0: no refresh poll running while the screenshot is taken
         page.goto(f"http://127.0.0.1:{srv.port}/?study={STUDY}&live=0", timeout=120_000)
         page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
         page.wait_for_timeout(1500)  # let the remaining charts finish drawing
+        calcs = page.evaluate(CALCS_JS)
+        assert len(calcs) >= 3 and set(calcs) == {1}, f"calculations per chart: {calcs}"
         n_points, pareto = page.evaluate(POINTS_JS, PARETO_FILL)
         assert n_points > 10 and pareto, "no Pareto points drawn"
         x, y = pareto[len(pareto) // 2]
