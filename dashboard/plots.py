@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import pickle
 import re
 
 import numpy as np
@@ -197,6 +196,21 @@ def _plain(v):
     return v  # datetimes: plotly writes them as strings
 
 
+def _digest(obj, h) -> None:
+    """Feed `obj` (the traces: dicts, lists, arrays, scalars) to the hash `h`."""
+    if isinstance(obj, dict):
+        for k in sorted(obj):
+            h.update(f"{k}=".encode())
+            _digest(obj[k], h)
+    elif isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
+        h.update(f"{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, np.ndarray):
+        h.update(repr(obj.tolist()).encode())
+    else:
+        h.update(repr(obj).encode())
+
+
 def figure(traces: list[dict], layout: dict) -> go.Figure:
     """A figure from plain dicts, not validated property by property: plotly's validation of
     10,000-element arrays costs seconds per page, and every value here is produced by this
@@ -207,7 +221,9 @@ def figure(traces: list[dict], layout: dict) -> go.Figure:
     lay = _merged(LOOK, layout)
     for name in {"xaxis", "yaxis", *(k for k in lay if _AXIS.match(k))}:
         lay[name] = _merged(AXIS_LOOK[name[0]], lay.get(name) or {})
-    lay["datarevision"] = hashlib.blake2b(pickle.dumps(traces, protocol=5), digest_size=8).hexdigest()
+    h = hashlib.blake2b(digest_size=8)
+    _digest(traces, h)
+    lay["datarevision"] = h.hexdigest()
     fig = go.Figure(data=traces, layout=lay, _validate=False)
     # after construction: a figure built without a template gets plotly's default one, which
     # importing Streamlit sets to its own (a template of placeholder colours)
