@@ -338,16 +338,16 @@ def pareto_3d(df: pd.DataFrame, x: str, y: str, z: str, height: int = 520,
                                marker=dict(symbol="circle-open", size=9, color="#000000")))
     axis = lambda c: dict(title=dict(text=axis_title(c)), type="log" if len(rows) and _log_axis(rows[c]) else "-")  # noqa: E731
     return figure(traces, dict(height=height, margin=dict(l=0, r=0, t=30, b=0), legend=dict(orientation="h"),
-                                uirevision=f"{x}|{y}|{z}", scene=dict(xaxis=axis(x), yaxis=axis(y), zaxis=axis(z))))
+                               uirevision=f"{x}|{y}|{z}", scene=dict(xaxis=axis(x), yaxis=axis(y), zaxis=axis(z))))
 
 
 def hypervolume_figure(hv: pd.DataFrame, height: int = 320) -> go.Figure:
     """Hypervolume (of the front so far) against trial number; `hv` has `number`, `hypervolume`."""
     return figure([dict(type="scatter", x=hv["number"].to_numpy(), y=hv["hypervolume"].to_numpy(), mode="lines",
-                         line=dict(shape="hv", color="#4C78A8"), name="hypervolume",
-                         hovertemplate="after trial %{x}: %{y:.5g}<extra></extra>")],
-                   dict(height=height, title=_title("hypervolume of the front so far"),
-                        xaxis=dict(title=dict(text="trial number")), yaxis=dict(title=dict(text="hypervolume"))))
+                        line=dict(shape="hv", color="#4C78A8"), name="hypervolume",
+                        hovertemplate="after trial %{x}: %{y:.5g}<extra></extra>")],
+                  dict(height=height, title=_title("hypervolume of the front so far"),
+                       xaxis=dict(title=dict(text="trial number")), yaxis=dict(title=dict(text="hypervolume"))))
 
 
 def timeline_figure(df: pd.DataFrame, time_col: str, height: int = 320) -> go.Figure:
@@ -363,8 +363,8 @@ def timeline_figure(df: pd.DataFrame, time_col: str, height: int = 320) -> go.Fi
                                line=dict(shape="hv", color=STATUS_COLORS.get(status, "#999999")),
                                hovertemplate="%{x}<br>%{y} " + str(status) + "<extra></extra>"))
     return figure(traces, dict(height=height, title=_title("trials over time, by status (UTC)"),
-                                xaxis=dict(title=dict(text="time (UTC)")),
-                                yaxis=dict(title=dict(text="trials (cumulative)")), legend=dict(orientation="h")))
+                               xaxis=dict(title=dict(text="time (UTC)")),
+                               yaxis=dict(title=dict(text="trials (cumulative)")), legend=dict(orientation="h")))
 
 
 def curves_figure(curves_by_trial: dict[int, dict[str, list]], height: int = 340) -> go.Figure:
@@ -384,8 +384,8 @@ def curves_figure(curves_by_trial: dict[int, dict[str, list]], height: int = 340
                                yaxis="y" if lossy or len(names) == 1 else "y2",
                                line=dict(color=palette[i % len(palette)], dash=dashes[names.index(name) % len(dashes)])))
     return figure(traces, dict(height=height, title=_title("learning curves"), xaxis=dict(title=dict(text="step")),
-                                yaxis=dict(title=dict(text="loss")), legend=dict(orientation="h"),
-                                yaxis2=dict(title=dict(text="score"), overlaying="y", side="right", showgrid=False)))
+                               yaxis=dict(title=dict(text="loss")), legend=dict(orientation="h"),
+                               yaxis2=dict(title=dict(text="score"), overlaying="y", side="right", showgrid=False)))
 
 
 def task_scores_figure(scores_by_trial: dict[int, dict[str, float]], height: int = 320) -> go.Figure:
@@ -397,7 +397,7 @@ def task_scores_figure(scores_by_trial: dict[int, dict[str, float]], height: int
                            marker=dict(color=palette[i % len(palette)]),
                            hovertemplate="%{x}: %{y:.4g}<extra>trial " + str(num) + "</extra>"))
     return figure(traces, dict(height=height, barmode="group", title=_title("per-task scores"),
-                                legend=dict(orientation="h")))
+                               legend=dict(orientation="h")))
 
 
 def primitive_mix_frame(counts: dict[str, int], n_trials: int) -> pd.DataFrame:
