@@ -12,17 +12,21 @@ from .. import plots, queries
 from . import Ctx
 
 
-def _best_so_far(ctx: Ctx) -> go.Figure | None:
-    done = ctx.df[ctx.df["category"].isin(["Pareto", "dominated"])]
-    objs = [o for o in ctx.objectives if o.name in done]
+# The figures are built once per study revision, as the Pareto page's are: a rerun (a click,
+# the live poll) only sends them again.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _best_so_far(url: str, study: str, rev: int, objectives: tuple[tuple[str, str], ...]) -> go.Figure | None:
+    df = queries.frame(url, study, rev)
+    done = df[df["category"].isin(["Pareto", "dominated"])]
+    objs = [(name, d) for name, d in objectives if name in done]
     if not len(done) or not objs:
         return None
     traces = []
-    for i, o in enumerate(objs):
-        v = done[o.name].to_numpy(dtype=float)
-        best = np.fmax.accumulate(v) if o.direction == "maximize" else np.fmin.accumulate(v)
+    for i, (name, direction) in enumerate(objs):
+        v = done[name].to_numpy(dtype=float)
+        best = np.fmax.accumulate(v) if direction == "maximize" else np.fmin.accumulate(v)
         traces.append(dict(type="scatter", x=done["number"].to_numpy(), y=best, mode="lines", line=dict(shape="hv"),
-                           name=plots.axis_title(o.name), yaxis="y" if i == 0 else f"y{i + 1}"))
+                           name=plots.axis_title(name), yaxis="y" if i == 0 else f"y{i + 1}"))
     layout = dict(height=320, margin=dict(t=30), title=dict(text="best value so far (feasible trials)"),
                   xaxis=dict(title=dict(text="trial number")), legend=dict(orientation="h"))
     for i in range(1, len(objs)):
@@ -30,30 +34,41 @@ def _best_so_far(ctx: Ctx) -> go.Figure | None:
     return plots.figure(traces, layout)
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _hypervolume_figure(url: str, study: str, rev: int, objectives: tuple[tuple[str, str], ...]) -> go.Figure | None:
+    hv = queries.hypervolume(url, study, rev, objectives)  # a UserError is not cached: the page says it
+    return plots.hypervolume_figure(hv) if len(hv) else None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _timeline_figure(url: str, study: str, rev: int) -> go.Figure:
+    df = queries.frame(url, study, rev)
+    time_col = "finished_at" if "finished_at" in df and df["finished_at"].notna().any() else "started_at"
+    return plots.timeline_figure(df.assign(
+        status=np.where(df["category"] == "infeasible", "infeasible", df["status"])), time_col)
+
+
 def render(ctx: Ctx) -> None:
     df = ctx.df
+    objs = tuple((o.name, o.direction) for o in ctx.objectives)
     left, right = st.columns(2)
     with left:
         complete = int((df["status"] == "complete").sum())
         if complete == 0:
             st.info("Hypervolume starts with the first completed trial.")
         else:
-            objs = tuple((o.name, o.direction) for o in ctx.objectives)
             try:
-                hv = queries.hypervolume(ctx.url, ctx.study, ctx.rev, objs)
+                fig = _hypervolume_figure(ctx.url, ctx.study, ctx.rev, objs)
             except UserError as e:
-                hv = None
                 st.warning(f"No hypervolume for this study: {e}")
-            if hv is not None and len(hv):
-                st.plotly_chart(plots.hypervolume_figure(hv), key="hv", width="stretch", theme=None)
-            elif hv is not None:
-                st.info("No feasible trial with every objective value yet, so no hypervolume.")
+            else:
+                if fig is not None:
+                    st.plotly_chart(fig, key="hv", width="stretch", theme=None)
+                else:
+                    st.info("No feasible trial with every objective value yet, so no hypervolume.")
     with right:
-        time_col = "finished_at" if "finished_at" in df and df["finished_at"].notna().any() else "started_at"
-        st.plotly_chart(plots.timeline_figure(df.assign(
-            status=np.where(df["category"] == "infeasible", "infeasible", df["status"])), time_col),
-            key="timeline", width="stretch", theme=None)
-    fig = _best_so_far(ctx)
+        st.plotly_chart(_timeline_figure(ctx.url, ctx.study, ctx.rev), key="timeline", width="stretch", theme=None)
+    fig = _best_so_far(ctx.url, ctx.study, ctx.rev, objs)
     if fig is not None:
         st.plotly_chart(fig, key="best", width="stretch", theme=None)
     with st.expander("study config"):
