@@ -134,8 +134,11 @@ def is_transient(exc: BaseException, connecting: bool = False) -> bool:
     msg = str(orig or exc).lower()
     if "database is locked" in msg or "database table is locked" in msg or "busy" in msg:
         return True
-    # psycopg without a SQLSTATE: the connection broke client-side
-    return any(s in msg for s in ("connection", "server closed", "terminat", "consuming input failed"))
+    # psycopg without a SQLSTATE: the connection broke client-side. "another command is already
+    # in progress": a connection left mid-command by a server restart (seen in the restart test);
+    # a new connection from the pool runs the transaction again.
+    return any(s in msg for s in ("connection", "server closed", "terminat", "consuming input failed",
+                                  "sending query failed", "another command is already in progress"))
 
 
 def one_line(exc: BaseException) -> str:
