@@ -20,8 +20,9 @@ What is measured:
   the sidebar drawn: the same for any app) and what the study's charts add after it. On a
   machine whose cores are shared with other work, the shell dominates and says little;
 - the browser floor: the same loads of a Streamlit app with nothing but a sidebar title and one
-  3-point Plotly chart (`FLOOR_APP`), so the JSON says how much of the page's time is the
-  study's and how much any Streamlit page with a Plotly chart takes in this browser.
+  3-point Plotly chart (`FLOOR_APP`, served with the dashboard's own Streamlit flags), so the
+  JSON says how much of the page's time is the study's and how much any Streamlit page with a
+  Plotly chart takes in this browser.
 Target (issue 7): under 2 s for the Pareto page after the cache is warm. Results: JSON in
 benchmarks/results/dashboard-<device>.json.
 """
@@ -40,6 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,10 +140,11 @@ st.plotly_chart(go.Figure(data=[go.Scatter(x=[1, 2, 3], y=[3, 1, 2], mode="marke
 
 
 @contextlib.contextmanager
-def _served(cmd: list[str]):
-    """Start a Streamlit server (`cmd` given the port last), wait until healthy, yield its port."""
+def _served(command: Callable[[int], list[str]]):
+    """Start a Streamlit server (`command(port)` is its command line), wait until healthy, yield
+    its port."""
     port = _free_port()
-    proc = subprocess.Popen(cmd + [str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         deadline = time.time() + 180
         while True:
@@ -265,19 +268,24 @@ def _page_loads(link: str, n_charts: int, reps: int, browser: dict) -> dict:
 
 
 def browser_timings(url: str, n_charts: int, reps: int, browser: dict) -> dict:
-    cmd = [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port"]
-    with _served(cmd) as port:
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port", str(port)]
+    with _served(command) as port:
         return _page_loads(f"http://127.0.0.1:{port}/?study={STUDY}&live=0", n_charts, reps, browser)
+
+
+def served_app(app: str | Path) -> Callable[[int], list[str]]:
+    """The command line of another Streamlit app served as `hybrid-nas dashboard` serves the
+    dashboard (same flags), for `_served`."""
+    from orchestrator.commands.dashboard import streamlit_command
+    return lambda port: streamlit_command(port, "127.0.0.1", app=str(app))
 
 
 def floor_timings(reps: int, browser: dict) -> dict:
     with tempfile.TemporaryDirectory() as d:
         app = Path(d) / "floor.py"
         app.write_text(FLOOR_APP)
-        cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
-               "--server.address", "127.0.0.1", "--server.port"]
-        with _served(cmd) as port:
+        with _served(served_app(app)) as port:
             return _page_loads(f"http://127.0.0.1:{port}/", 1, reps, browser)
 
 

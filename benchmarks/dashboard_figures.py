@@ -63,13 +63,10 @@ def main() -> None:
                                  capture_output=True, text=True).stdout
             Path(old).write_text(src)
         os.environ.update(HYBRID_NAS_STORAGE=url, HNAS_OLD_PLOTS=old, HNAS_STUDY=_bench.STUDY, HNAS_OLD_THEME=args.old_theme)
-        cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
-               "--server.address", "127.0.0.1", "--server.port"]
         walls = {v: [] for v in VARIANTS}
         main_thread = {v: [] for v in VARIANTS}
         script = {v: [] for v in VARIANTS}
-        with _bench._served(cmd) as port:
+        with _bench._served(_bench.served_app(APP)) as port:
             b = Browser(args.chromium, args.browser_args.split())
             try:
                 probe = b.new_page()

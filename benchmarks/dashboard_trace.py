@@ -198,24 +198,22 @@ def main() -> None:
     args = ap.parse_args()
     browser = (args.chromium, shlex.split(args.browser_args))
     url = f"sqlite:///{Path(args.db).resolve()}"
-    streamlit = [sys.executable, "-m", "streamlit", "run"]
-    flags = ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
-             "--server.address", "127.0.0.1", "--server.port"]
     with tempfile.TemporaryDirectory() as d:
         if args.app == "floor":
             app = Path(d) / "floor.py"
             app.write_text(_bench.FLOOR_APP)
-            cmd, query, n = streamlit + [str(app)] + flags, "", 1
+            cmd, query, n = _bench.served_app(app), "", 1
         else:
             _bench.seed(url, args.trials)
             os.environ["HYBRID_NAS_STORAGE"] = url
             if args.app == "figures":
                 os.environ["HNAS_STUDY"] = _bench.STUDY
                 os.environ.setdefault("HNAS_OLD_PLOTS", str(ROOT / "dashboard" / "plots.py"))
-                cmd = streamlit + [str(ROOT / "benchmarks" / "dashboard_figures_app.py")] + flags
+                cmd = _bench.served_app(ROOT / "benchmarks" / "dashboard_figures_app.py")
                 query, n = f"?v={args.variant}", 3
             else:
-                cmd = [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port"]
+                def cmd(port: int) -> list[str]:
+                    return [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port", str(port)]
                 query, n = f"?study={_bench.STUDY}&live=0", 3
         with _bench._served(cmd) as port:
             res = traced_load(f"http://127.0.0.1:{port}/{query}", f"({_bench.READY_JS})({n})", *browser, raw=args.raw)

@@ -275,7 +275,6 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
 
     cats = rows["category"].astype(str).to_numpy() if len(rows) else np.array([], dtype=str)
     kind = "scattergl" if len(rows) >= WEBGL_AT else "scatter"
-    xs32, ys32 = xs.astype(np.float32), ys.astype(np.float32)  # what the browser draws (figure() writes 7 digits)
     traces = []
     if len(rows):
         custom, text, fidelity = _hover_parts(rows)
@@ -284,14 +283,14 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
             m = (cats == c) & ~missing
             if m.any():
                 color, symbol, size = CATEGORY_STYLE[c]
-                traces.append(dict(type=kind, x=xs32[m], y=ys32[m], mode="markers", name=f"{c} ({int(m.sum())})", meta=c,
+                traces.append(dict(type=kind, x=xs[m], y=ys[m], mode="markers", name=f"{c} ({int(m.sum())})", meta=c,
                                    legendrank=CATEGORY_ORDER.index(c), customdata=custom[m], hovertext=text[m].tolist(),
                                    hovertemplate=hover,
                                    marker=dict(color=color, symbol=symbol, size=size, opacity=0.85,
                                                line=dict(width=0.5, color="#FFFFFF"))))
         if missing.any():  # one trace of any category: its points keep their category's colour
             style = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"]) for c in cats[missing]]
-            traces.append(dict(type=kind, x=xs32[missing], y=ys32[missing], mode="markers",
+            traces.append(dict(type=kind, x=xs[missing], y=ys[missing], mode="markers",
                                name=f"no value: on the edge ({int(missing.sum())})", meta="no value on one axis",
                                legendrank=len(CATEGORY_ORDER) + 1, customdata=custom[missing],
                                hovertext=[f"{c} · {t}" for c, t in zip(cats[missing], text[missing])],

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+import streamlit as st
 
 from ..data import Objective
 
@@ -20,3 +21,10 @@ class Ctx:
     df: pd.DataFrame        # dashboard.data.prepare(...) of the study's trials frame
     objectives: list[Objective]
     columns: list[str]      # numeric columns with data (axis choices)
+
+
+def chart(fig, key: str, **kw):
+    """A figure of dashboard.plots, full width. `theme=None`: the figure carries Streamlit's look
+    itself (plots.LOOK), because Streamlit's theme is applied in the browser by rewriting the
+    figure's JSON text, and adds a template that makes Plotly calculate every chart twice."""
+    return st.plotly_chart(fig, key=key, width="stretch", theme=None, **kw)

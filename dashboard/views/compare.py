@@ -14,7 +14,7 @@ from search_space.metrics import METRICS
 
 from .. import plots, queries, selection
 from ..diagram import architecture_dot
-from . import Ctx
+from . import Ctx, chart
 
 MAX_DIAGRAMS = 4
 
@@ -73,12 +73,10 @@ def render(ctx: Ctx) -> None:
                 st.warning(f"older schema, does not validate: {' / '.join(e.lines())}")
     curves = {n: queries.curves(ctx.url, ctx.study, n, ctx.rev) for n in numbers}
     if any(curves.values()):
-        st.plotly_chart(plots.curves_figure({n: c for n, c in curves.items() if c}), key="cmp_curves",
-                        width="stretch", theme=None)
+        chart(plots.curves_figure({n: c for n, c in curves.items() if c}), "cmp_curves")
     scores = {n: trials[n].get("task_scores") or {} for n in numbers}
     if any(scores.values()):
-        st.plotly_chart(plots.task_scores_figure({n: s for n, s in scores.items() if s}), key="cmp_tasks",
-                        width="stretch", theme=None)
+        chart(plots.task_scores_figure({n: s for n, s in scores.items() if s}), "cmp_tasks")
     if len(numbers) == 2:
         a, b = (trials[n].get("architecture_yaml") or "" for n in numbers)
         diff = "".join(difflib.unified_diff(a.splitlines(True), b.splitlines(True),

@@ -9,7 +9,7 @@ import streamlit as st
 
 from .. import plots, queries, selection
 from ..data import MEMORY_PREFS, THROUGHPUT_PREFS, pick, quality_column
-from . import Ctx
+from . import Ctx, chart
 
 BIG = 5000
 
@@ -32,8 +32,7 @@ def _curve_trials(url: str, study: str, rev: int, x: str, y: str, title: str):
 
 def scatter(ctx: Ctx, x: str, y: str, title: str, key: str) -> None:
     fig = _scatter_figure(ctx.url, ctx.study, ctx.rev, x, y, title)
-    ev = st.plotly_chart(fig, key=f"{key}:{x}:{y}", on_select="rerun",
-                         selection_mode=("points", "box", "lasso"), width="stretch", theme=None)
+    ev = chart(fig, f"{key}:{x}:{y}", on_select="rerun", selection_mode=("points", "box", "lasso"))
     selection.absorb(f"{key}:{x}:{y}", selection.chart_numbers(ev, _curve_trials(ctx.url, ctx.study, ctx.rev,
                                                                                   x, y, title)))
 
@@ -113,8 +112,7 @@ def render(ctx: Ctx) -> None:
                 y3 = _axis_select("y", cols, defaults[1], "y3")
             with c3:
                 z3 = _axis_select("z", cols, defaults[2], "z3")
-            st.plotly_chart(_figure_3d(ctx.url, ctx.study, ctx.rev, x3, y3, z3, tuple(selection.get())),
-                            key="pf_3d", width="stretch", theme=None)
+            chart(_figure_3d(ctx.url, ctx.study, ctx.rev, x3, y3, z3, tuple(selection.get())), "pf_3d")
 
     pareto = df[df["category"] == "Pareto"]
     st.subheader(f"Pareto set on the study's objectives ({len(pareto)} trials)")

@@ -9,7 +9,7 @@ import streamlit as st
 from search_space.errors import UserError
 
 from .. import plots, queries
-from . import Ctx
+from . import Ctx, chart
 
 
 # The figures are built once per study revision, as the Pareto page's are: a rerun (a click,
@@ -63,14 +63,14 @@ def render(ctx: Ctx) -> None:
                 st.warning(f"No hypervolume for this study: {e}")
             else:
                 if fig is not None:
-                    st.plotly_chart(fig, key="hv", width="stretch", theme=None)
+                    chart(fig, "hv")
                 else:
                     st.info("No feasible trial with every objective value yet, so no hypervolume.")
     with right:
-        st.plotly_chart(_timeline_figure(ctx.url, ctx.study, ctx.rev), key="timeline", width="stretch", theme=None)
+        chart(_timeline_figure(ctx.url, ctx.study, ctx.rev), "timeline")
     fig = _best_so_far(ctx.url, ctx.study, ctx.rev, objs)
     if fig is not None:
-        st.plotly_chart(fig, key="best", width="stretch", theme=None)
+        chart(fig, "best")
     with st.expander("study config"):
         info = ctx.info
         st.write(f"status **{info.status}**, created {info.created_at:%Y-%m-%d %H:%M} UTC, "

@@ -16,7 +16,7 @@ from search_space.metrics import METRICS
 
 from .. import export, plots, queries, selection
 from ..diagram import architecture_dot
-from . import Ctx
+from . import Ctx, chart
 
 KEY = "trial_pick"
 
@@ -95,15 +95,14 @@ def render(ctx: Ctx) -> None:
             st.dataframe(vt, hide_index=True, width="stretch")
         scores = t.get("task_scores") or {}
         if scores:
-            st.plotly_chart(plots.task_scores_figure({int(n): scores}), key="trial_tasks", width="stretch",
-                            theme=None)
+            chart(plots.task_scores_figure({int(n): scores}), "trial_tasks")
         if t.get("constraints"):
             st.markdown("**constraints** (<= 0 is satisfied)")
             st.dataframe(pd.DataFrame([{"constraint": k, "value": v, "ok": v <= 0} for k, v in t["constraints"].items()]),
                          hide_index=True, width="stretch")
     curves = queries.curves(ctx.url, ctx.study, int(n), ctx.rev)
     if curves:
-        st.plotly_chart(plots.curves_figure({int(n): curves}), key="trial_curves", width="stretch", theme=None)
+        chart(plots.curves_figure({int(n): curves}), "trial_curves")
     else:
         st.caption("no learning curves stored for this trial")
 

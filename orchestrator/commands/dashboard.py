@@ -24,8 +24,9 @@ import click
 from search_space.errors import UserError
 
 
-def streamlit_command(port: int, host: str) -> list[str]:
-    app = str(resources.files("dashboard") / "app.py")
+def streamlit_command(port: int, host: str, app: str | None = None) -> list[str]:
+    """`streamlit run` of the dashboard (or of `app`: the benchmarks serve their pages the same way)."""
+    app = app or str(resources.files("dashboard") / "app.py")
     return [sys.executable, "-m", "streamlit", "run", app,
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.fileWatcherType", "none", "--server.runOnSave", "false",
