@@ -65,6 +65,7 @@ from __future__ import annotations
 import copy
 import inspect
 import random
+import threading
 from typing import Any
 
 import numpy as np
@@ -568,6 +569,50 @@ class NoRepeatSampler(BaseSampler):
         self._sampler.after_trial(study, trial, state, values)
 
 
+_LOCK_TYPES = {type(threading.Lock()): False, type(threading.RLock()): True}  # type -> reentrant
+
+
+class _PicklableLocks:
+    """A sampler that pickles without its thread locks and gets fresh ones when unpickled.
+
+    Ray Tune pickles the searcher, and with it the sampler, when a search starts (tuner.pkl, in
+    `TunerInternal.__init__`) and every few seconds after (`OptunaSearch.save`). Optuna 5.1's
+    genetic samplers keep a `threading.Lock` (`BaseGASampler._thread_lock`, guarding the generation
+    cache added in 5.1) and no pickling hooks, so NSGA-II/III failed with "cannot pickle
+    '_thread.lock' object". A lock's state means nothing in another process or copy: a fresh,
+    unlocked one is what it should get. Without locks (Optuna before 5.1) this changes nothing."""
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if not isinstance(state, dict):
+            return state
+        locks = {k: _LOCK_TYPES[type(v)] for k, v in state.items() if type(v) in _LOCK_TYPES}
+        if not locks:
+            return state
+        return {**{k: v for k, v in state.items() if k not in locks}, "_hn_fresh_locks": locks}
+
+    def __setstate__(self, state):
+        state = dict(state)
+        locks = state.pop("_hn_fresh_locks", {})
+        parent = getattr(super(), "__setstate__", None)
+        if parent is not None:
+            parent(state)
+        else:
+            self.__dict__.update(state)
+        for k, reentrant in locks.items():
+            setattr(self, k, threading.RLock() if reentrant else threading.Lock())
+
+
+# The same class names as Optuna's on purpose: BaseGASampler derives the trial attributes that
+# record generations ("NSGAIISampler:generation", ...) from the class name, so studies keep them.
+class NSGAIISampler(_PicklableLocks, optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II sampler, picklable under every Optuna version (see `_PicklableLocks`)."""
+
+
+class NSGAIIISampler(_PicklableLocks, optuna.samplers.NSGAIIISampler):
+    """Optuna's NSGA-III sampler, picklable under every Optuna version (see `_PicklableLocks`)."""
+
+
 def _default_population(trials: int) -> int:
     # Optuna's default of 50 would make a short search pure random search.
     return int(max(4, min(50, trials // 4)))
@@ -624,11 +669,11 @@ def _make(cfg: SamplerConfig, *, space, trials: int, concurrency: int, seed: int
         if t == "nsga2":
             kw = dict(population_size=_default_population(trials))
             kw.update(_filtered(optuna.samplers.NSGAIISampler, opts))
-            return optuna.samplers.NSGAIISampler(seed=seed, **kw)
+            return NSGAIISampler(seed=seed, **kw)
         if t == "nsga3":
             kw = dict(population_size=_default_population(trials))
             kw.update(_filtered(optuna.samplers.NSGAIIISampler, opts))
-            return optuna.samplers.NSGAIIISampler(seed=seed, **kw)
+            return NSGAIIISampler(seed=seed, **kw)
         if t == "gp":
             kw = dict(n_startup_trials=_default_startup(trials))
             kw.update(_filtered(optuna.samplers.GPSampler, opts))

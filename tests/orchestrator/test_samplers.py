@@ -124,3 +124,57 @@ def test_evolution_leaves_enqueued_and_rerun_trials_alone(tiny_space):
     assert space.sample(t).fingerprint() == last
     # a trial re-run under its own number (search.py's resume) keeps its params and provenance
     tell_then_check_rerun(study, space, (t, other), "evolution:fingerprint")
+
+
+@pytest.mark.parametrize("name, no_repeat", [("nsga2", None), ("nsga2", False), ("nsga3", None), ("tpe", None),
+                                             ("gp", None), ("random", None), ("evolution", None)])
+def test_every_sampler_pickles_and_keeps_sampling(small_space, name, no_repeat):
+    """Ray Tune pickles the searcher and its sampler (tuner.pkl, searcher-state-*.pkl). Optuna
+    5.1's NSGA-II/III hold a threading.Lock, which broke that; a copy must also keep sampling the
+    same study, and the GA samplers' generation attribute keeps Optuna's name."""
+    import copy
+
+    from ray import cloudpickle
+    s = make_sampler(SamplerConfig(type=name, no_repeat=no_repeat, options={"population_size": 4}
+                                   if name.startswith("nsga") else {}),
+                     space=small_space, trials=8, concurrency=1, seed=0)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=s)
+
+    def run(n):
+        for _ in range(n):
+            t = study.ask()
+            study.tell(t, objectives(small_space.sample(t)))
+    run(5)  # past the first generation: the GA samplers' generation cache is filled
+    for clone in (cloudpickle.loads(cloudpickle.dumps(s)), copy.deepcopy(s)):
+        assert type(clone) is type(s)
+        study.sampler = clone
+        run(2)
+    ga = getattr(study.sampler, "wrapped", study.sampler)
+    if name.startswith("nsga"):
+        base = optuna.samplers.NSGAIISampler if name == "nsga2" else optuna.samplers.NSGAIIISampler
+        assert type(ga)._get_generation_key() == base._get_generation_key()
+        assert any(k == base._get_generation_key() for k in study.trials[-1].system_attrs)
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 9
+
+
+def test_nsga2_searcher_pickles_the_way_tune_saves_it(tmp_path):
+    """The searcher a search gives Tune (NSGA-II, as tests/orchestrator/test_cluster.py runs it)
+    survives Ray's cloudpickle and `save` after trials, and the unpickled one still suggests."""
+    from ray import cloudpickle
+
+    from orch_helpers import study_config
+    from orchestrator.config import load_config_data
+    from orchestrator.search import make_searcher, optuna_storage
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    cfg = load_config_data(study_config(tmp_path, url, sampler="nsga2", trials=8))
+    optuna.create_study(study_name=cfg.study, storage=optuna_storage(url), directions=cfg.directions)
+    searcher = make_searcher(cfg, cfg.load_space(), url)
+    searcher.set_search_properties(None, None, {})
+    for i in range(5):
+        assert searcher.suggest(f"t{i}") is not None
+        searcher.on_trial_complete(f"t{i}", {"hn_final": True, "hn_status": "complete", "hn_constraints": "{}",
+                                             **{m: float(i + j) for j, m in enumerate(cfg.metric_names)}})
+    searcher.save(str(tmp_path / "searcher-state.pkl"))
+    clone = cloudpickle.loads(cloudpickle.dumps(searcher))
+    assert clone.suggest("t5") is not None
+    assert len(optuna.load_study(study_name=cfg.study, storage=url).trials) == 6
