@@ -48,11 +48,15 @@ def main() -> None:
     ap.add_argument("--old-theme", choices=["streamlit", "none"], default="streamlit",
                     help="how the app draws the old figures: Streamlit's theme (as before 700a0cb) or none")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"which forms to load, comma-separated ({VARIANTS})")
     ap.add_argument("--chromium", default=_bench.CHROMIUM)
     ap.add_argument("--browser-args", default=" ".join(_bench.CHROMIUM_ARGS))
     ap.add_argument("--device", default=f"cpu_{os.cpu_count()}_cores")
     ap.add_argument("--out")
     args = ap.parse_args()
+    variants = args.variants.split(",")
+    if not set(variants) <= set(VARIANTS) or not {"old", "new"} <= set(variants):
+        ap.error(f"--variants: old and new, and any of {VARIANTS}")
     url = f"sqlite:///{Path(args.db).resolve()}"
     _bench.seed(url, args.trials)
     with tempfile.TemporaryDirectory() as d:
@@ -63,9 +67,9 @@ def main() -> None:
                                  capture_output=True, text=True).stdout
             Path(old).write_text(src)
         os.environ.update(HYBRID_NAS_STORAGE=url, HNAS_OLD_PLOTS=old, HNAS_STUDY=_bench.STUDY, HNAS_OLD_THEME=args.old_theme)
-        walls = {v: [] for v in VARIANTS}
-        main_thread = {v: [] for v in VARIANTS}
-        script = {v: [] for v in VARIANTS}
+        walls = {v: [] for v in variants}
+        main_thread = {v: [] for v in variants}
+        script = {v: [] for v in variants}
         with _bench._served(_bench.served_app(APP)) as port:
             b = Browser(args.chromium, args.browser_args.split())
             try:
@@ -73,7 +77,7 @@ def main() -> None:
                 renderer = probe.evaluate(_bench.WEBGL_RENDERER_JS)
                 probe.close()
                 for r in range(args.reps + 1):  # the first round warms the server's cache and the browser's
-                    for v in VARIANTS:
+                    for v in variants:
                         p = b.new_page(1500, 1000)
                         p.send("Performance.enable")
                         t = time.perf_counter()
@@ -88,13 +92,13 @@ def main() -> None:
                             script[v].append(m["ScriptDuration"])
             finally:
                 b.close()
-    med = {v: round(statistics.median(walls[v]), 3) for v in VARIANTS}
+    med = {v: round(statistics.median(walls[v]), 3) for v in variants}
     res = {"device": args.device, "cpu_cores": os.cpu_count(), "webgl_renderer": renderer, "trials": args.trials,
            "old": args.old_plots or f"{args.old_rev}:dashboard/plots.py", "old_theme": args.old_theme, "reps": args.reps,
            "load_median_s": med,
-           "main_thread_median_s": {v: round(statistics.median(main_thread[v]), 3) for v in VARIANTS},
-           "script_median_s": {v: round(statistics.median(script[v]), 3) for v in VARIANTS},
-           "loads_s": {v: [round(x, 3) for x in walls[v]] for v in VARIANTS},
+           "main_thread_median_s": {v: round(statistics.median(main_thread[v]), 3) for v in variants},
+           "script_median_s": {v: round(statistics.median(script[v]), 3) for v in variants},
+           "loads_s": {v: [round(x, 3) for x in walls[v]] for v in variants},
            "new_over_old": round(med["new"] / med["old"], 3)}
     print(json.dumps(res, indent=1))
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"dashboard_figures-{args.device}.json"

@@ -154,8 +154,13 @@ LOOK = dict(
     hoverlabel=dict(bgcolor="#FFFFFF", bordercolor="#D5DAE5", font=dict(color=_TEXT)),
     margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
     legend=dict(font=dict(size=10), itemsizing="constant"))
-AXIS_LOOK = {"x": dict(showgrid=False, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True),
-             "y": dict(showgrid=True, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True)}
+# ticklabeloverflow "allow": Plotly's default for numeric axes ("hide past div") measures every tick
+# label's box once per label drawn (quadratic in the labels, each a layout read); with automargin
+# the labels never reach past the chart's div, so there is nothing to hide.
+AXIS_LOOK = {"x": dict(showgrid=False, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True,
+                       ticklabeloverflow="allow"),
+             "y": dict(showgrid=True, zeroline=False, gridcolor=_GRID, linecolor=_GRID, tickcolor=_GRID, automargin=True,
+                       ticklabeloverflow="allow")}
 _AXIS = re.compile(r"^([xy])axis\d*$")
 
 
@@ -249,6 +254,24 @@ def _legend_entry(name: str, color: str, symbol: str, size: int) -> dict:
                 marker=dict(color=color, symbol=symbol, size=size))
 
 
+# A Pareto scatter's margins, set to what its tick labels, axis titles and legend need, so that
+# Plotly draws it once. Plotly lays a chart out with `layout.margin`, then lets the legend and the
+# automargin axes push the margins out, and if any side grew it draws the whole chart again: for a
+# 10,000-point WebGL scatter a second full draw (about a sixth of the chart's time in the browser:
+# docs/dashboard.md). A margin at least as wide as every push is no change and no second draw;
+# automargin stays on, so a wider label (a y tick label over 4 characters) costs the second draw
+# as before instead of being cut off.
+SCATTER_MARGIN = dict(l=64, t=40, b=50)  # y labels up to 4 characters + title; x labels + title; title
+# the legend, at the plot's right edge: symbols and padding, then text of 10 px Source Sans, whose
+# characters here average 4.3 px (measured, docs/dashboard.md): 4.6 keeps a few pixels spare
+LEGEND_FIXED_PX, LEGEND_CHAR_PX = 52, 4.6
+
+
+def legend_margin(names: list[str]) -> int:
+    """The right margin that a vertical legend of these entry names needs (an upper estimate)."""
+    return math.ceil(LEGEND_FIXED_PX + LEGEND_CHAR_PX * max((len(n) for n in names), default=0))
+
+
 def _title(text: str) -> dict:
     return dict(text=text, font=dict(size=14))
 
@@ -316,6 +339,8 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
     # more Plotly.react of 10,000 points); a layout dragmode of "lasso" would turn clicks off
     return figure(traces, dict(
         title=_title(title), height=height, uirevision=f"{x}|{y}",
+        margin=dict(SCATTER_MARGIN, r=legend_margin([t["name"] for t in traces])),
+        legend=dict(x=1, xanchor="left"),  # at the plot's edge (not 2% of its width beyond): a known margin
         clickmode="event+select", dragmode="pan", hovermode="closest",
         xaxis=dict(title=dict(text=axis_title(x)), type="log" if logx else "-"),
         yaxis=dict(title=dict(text=axis_title(y)), type="log" if logy else "-")))

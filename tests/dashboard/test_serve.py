@@ -146,6 +146,11 @@ new MutationObserver(() => {
 }).observe(document, {subtree: true, childList: true, attributes: true, attributeFilter: ['class']});
 """
 CALCS_JS = "() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.__calcs ? gd.__calcs.size : -1)"
+# For each selectable scatter: how far Plotly pushed each margin (l, r, t, b) beyond the figure's.
+# Any push means the chart was drawn a second time (plots.SCATTER_MARGIN says why).
+MARGIN_PUSH_JS = """() => [...document.querySelectorAll('.js-plotly-plot')]
+  .filter(gd => (gd._fullLayout.clickmode || '').includes('select'))
+  .map(gd => ['l', 'r', 't', 'b'].map(s => gd._fullLayout._size[s] - gd._fullLayout.margin[s]))"""
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +177,8 @@ def test_browser_deep_link_click_download_screenshot(browser, screenshot_store):
         page.wait_for_timeout(1500)  # let the remaining charts finish drawing
         calcs = page.evaluate(CALCS_JS)
         assert len(calcs) >= 3 and set(calcs) == {1}, f"calculations per chart: {calcs}"
+        pushes = page.evaluate(MARGIN_PUSH_JS)
+        assert len(pushes) == 3 and all(abs(d) <= 1 for p in pushes for d in p), f"margins pushed: {pushes}"
         n_points, pareto = page.evaluate(POINTS_JS, PARETO_FILL)
         assert n_points > 10 and pareto, "no Pareto points drawn"
         x, y = pareto[len(pareto) // 2]
