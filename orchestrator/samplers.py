@@ -578,8 +578,8 @@ class _PicklableLocks:
     Ray Tune pickles the searcher, and with it the sampler, when a search starts (tuner.pkl, in
     `TunerInternal.__init__`) and every few seconds after (`OptunaSearch.save`). Optuna 5.1's
     genetic samplers keep a `threading.Lock` (`BaseGASampler._thread_lock`, guarding the generation
-    cache added in 5.1) and no pickling hooks, so NSGA-II/III failed with "cannot pickle
-    '_thread.lock' object". A lock's state means nothing in another process or copy: a fresh,
+    cache added in 5.1) and no pickling hooks, so NSGA-II/III could not be serialised (a TypeError
+    about a '_thread.lock' object). A lock's state means nothing in another process or copy: a fresh,
     unlocked one is what it should get. Without locks (Optuna before 5.1) this changes nothing."""
 
     def __getstate__(self):
