@@ -341,7 +341,7 @@ def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: in
         title=_title(title), height=height, uirevision=f"{x}|{y}",
         margin=dict(SCATTER_MARGIN, r=legend_margin([t["name"] for t in traces])),
         legend=dict(x=1, xanchor="left"),  # at the plot's edge (not 2% of its width beyond): a known margin
-        clickmode="event+select", dragmode="pan", hovermode="closest",
+        clickmode="event+select", dragmode="pan",  # hovermode "closest" comes with LOOK
         xaxis=dict(title=dict(text=axis_title(x)), type="log" if logx else "-"),
         yaxis=dict(title=dict(text=axis_title(y)), type="log" if logy else "-")))
 
