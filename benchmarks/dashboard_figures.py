@@ -36,8 +36,8 @@ _bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_bench)
 
 APP = ROOT / "benchmarks" / "dashboard_figures_app.py"
-VARIANTS = ["old", "new", "new-tables", "pair", "svg"]
-CHARTS = {"pair": 2}  # charts each form draws (default 3)
+VARIANTS = ["old", "new", "new-tables", "svg"]
+CHARTS: dict[str, int] = {}  # charts a form draws, where not 3
 
 
 def main() -> None:
@@ -101,8 +101,6 @@ def main() -> None:
            "script_median_s": {v: round(statistics.median(script[v]), 3) for v in variants},
            "loads_s": {v: [round(x, 3) for x in walls[v]] for v in variants},
            "new_over_old": round(med["new"] / med["old"], 3)}
-    if "pair" in med:
-        res["pair_over_new"] = round(med["pair"] / med["new"], 3)
     print(json.dumps(res, indent=1))
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"dashboard_figures-{args.device}.json"
     out.write_text(json.dumps(res, indent=1) + "\n")

@@ -1,9 +1,9 @@
 """The Pareto page's three scatters of the benchmark's 10,000-trial study and nothing else, for
 `benchmarks/dashboard_figures.py`: ?v=old draws them as an earlier dashboard/plots.py did (the
 file named by HNAS_OLD_PLOTS, drawn with Streamlit's theme as that version was), ?v=new as the
-current one does (theme=None; the old one with HNAS_OLD_THEME, default Streamlit's), ?v=new-tables adds the Pareto-set tables the page shows below, ?v=pair draws the first two as the two
-panels of one chart (as the Pareto page does since the pair became one figure) and the third
-below."""
+current one does (theme=None; the old one with HNAS_OLD_THEME, default Streamlit's), ?v=new-tables adds the Pareto-set tables the page shows below, ?v=svg draws the current figures as SVG
+at any size (the app switches to WebGL at plots.WEBGL_AT points). (?v=pair, the first two as
+panels of one figure, was measured at 6666375 and reverted: docs/dashboard.md.)"""
 import importlib.util
 import os
 import sys
@@ -37,10 +37,6 @@ def figures(v: str):
             return df, [plots.pareto_scatter(df, x, y) for x, y in PAIRS]
         finally:
             plots.WEBGL_AT = at
-    if v == "pair":
-        (x1, y), (x2, _), (x3, y3) = PAIRS
-        return df, [plots.pareto_scatter(df, [x1, x2], y, ["quality vs throughput", "quality vs memory"]),
-                    plots.pareto_scatter(df, x3, y3)]
     return df, [mod.pareto_scatter(df, x, y) for x, y in PAIRS]
 
 
@@ -49,15 +45,12 @@ old_theme = os.environ.get("HNAS_OLD_THEME", "streamlit")
 theme = (None if old_theme == "none" else old_theme) if v == "old" else None
 df, figs = figures(v)
 st.sidebar.title("figures")
-if v == "pair":
-    st.plotly_chart(figs[0], key="ab", on_select="rerun", theme=theme, width="stretch")
-else:
-    a, b = st.columns(2)
-    with a:
-        st.plotly_chart(figs[0], key="a", on_select="rerun", theme=theme, width="stretch")
-    with b:
-        st.plotly_chart(figs[1], key="b", on_select="rerun", theme=theme, width="stretch")
-st.plotly_chart(figs[-1], key="c", on_select="rerun", theme=theme, width="stretch")
+a, b = st.columns(2)
+with a:
+    st.plotly_chart(figs[0], key="a", on_select="rerun", theme=theme, width="stretch")
+with b:
+    st.plotly_chart(figs[1], key="b", on_select="rerun", theme=theme, width="stretch")
+st.plotly_chart(figs[2], key="c", on_select="rerun", theme=theme, width="stretch")
 if v == "new-tables":  # as the Pareto page shows them
     pareto = df[df["category"] == "Pareto"]
     t, m = st.columns([3, 1])

@@ -272,11 +272,6 @@ def legend_margin(names: list[str]) -> int:
     return math.ceil(LEGEND_FIXED_PX + LEGEND_CHAR_PX * max((len(n) for n in names), default=0))
 
 
-# the space between panels of one figure, a fraction of the plot's width (their y axis is shared:
-# no tick labels between them)
-PANEL_GAP = 0.05
-
-
 def _title(text: str) -> dict:
     return dict(text=text, font=dict(size=14))
 
@@ -285,121 +280,70 @@ def _title(text: str) -> dict:
 DRAW_ORDER = ["dominated", "pruned", "running", "infeasible", "failed", "Pareto"]
 
 
-def pareto_scatter(df: pd.DataFrame, x: str | list[str] | tuple[str, ...], y: str,
-                   title: str | list[str] | tuple[str, ...] = "", height: int = 430) -> go.Figure:
-    """Scatter of y against x, one point per trial of `plotted_rows(df, x, y)`, one trace per
-    category. Several x columns give panels side by side in one figure: they share the y axis (a
-    zoom on it moves every panel) and the legend (a category clicked away goes from every panel),
-    and the browser sets up one chart instead of one per panel (each Plotly chart costs its own
-    WebGL contexts and draw: docs/dashboard.md). `title`: one per panel."""
-    cols = [x] if isinstance(x, str) else list(x)
-    titles = [title] if isinstance(title, str) else list(title)
-    dy = direction(y)
-    panels = []
-    for i, xc in enumerate(cols):
-        rows = plotted_rows(df, xc, y)
-        xs = pd.to_numeric(rows[xc], errors="coerce").to_numpy(dtype=float) if len(rows) else np.array([])
-        ys = pd.to_numeric(rows[y], errors="coerce").to_numpy(dtype=float) if len(rows) else np.array([])
-        # a rug for trials missing one value: pinned to the low edge of the other axis
-        miss_x, miss_y = ~np.isfinite(xs), ~np.isfinite(ys)
-        if miss_x.any() or miss_y.any():
-            fx, fy = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
-            xs = np.where(miss_x, fx.min() if fx.size else 0.0, xs)
-            ys = np.where(miss_y, fy.min() if fy.size else 0.0, ys)
-        cats = rows["category"].astype(str).to_numpy() if len(rows) else np.array([], dtype=str)
-        panels.append(dict(col=xc, rows=rows, xs=xs, ys=ys, miss_x=miss_x, missing=miss_x | miss_y, cats=cats,
-                           logx=_log_axis(rows[xc]) if len(rows) else False,
-                           ax="" if i == 0 else str(i + 1)))
-    # a legend entry per category for all panels, counting the trials drawn in any of them
-    drawn: dict[str, set] = {}
-    for p in panels:
-        nums = p["rows"]["number"].to_numpy() if len(p["rows"]) else np.array([])
-        for c in set(p["cats"][~p["missing"]]):
-            drawn.setdefault(c, set()).update(nums[(p["cats"] == c) & ~p["missing"]].tolist())
-        if p["missing"].any():
-            drawn.setdefault("", set()).update(nums[p["missing"]].tolist())
-    all_y = pd.concat([p["rows"][y] for p in panels if len(p["rows"])]) if any(len(p["rows"]) for p in panels) else None
-    logy = _log_axis(all_y) if all_y is not None else False
-    n_webgl = max((len(p["rows"]) for p in panels), default=0)
-    kind = "scattergl" if n_webgl >= WEBGL_AT else "scatter"
-    traces, shown = [], set()
+def pareto_scatter(df: pd.DataFrame, x: str, y: str, title: str = "", height: int = 430) -> go.Figure:
+    """Scatter of y against x, one point per trial of `plotted_rows(df, x, y)`, one trace per category."""
+    rows = plotted_rows(df, x, y)
+    dx, dy = direction(x), direction(y)
+    xs = pd.to_numeric(rows[x], errors="coerce").to_numpy(dtype=float) if len(rows) else np.array([])
+    ys = pd.to_numeric(rows[y], errors="coerce").to_numpy(dtype=float) if len(rows) else np.array([])
+    logx, logy = (_log_axis(rows[x]), _log_axis(rows[y])) if len(rows) else (False, False)
 
-    def legend(group: str) -> dict:
-        first = group not in shown
-        shown.add(group)
-        return dict(legendgroup=group, showlegend=first)
+    # a rug for trials missing one value: pinned to the low edge of the other axis
+    miss_x, miss_y = ~np.isfinite(xs), ~np.isfinite(ys)
+    if miss_x.any() or miss_y.any():
+        fx, fy = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
+        xs = np.where(miss_x, fx.min() if fx.size else 0.0, xs)
+        ys = np.where(miss_y, fy.min() if fy.size else 0.0, ys)
+    missing = miss_x | miss_y
 
-    for p in panels:
-        rows, xs, ys, missing, cats = p["rows"], p["xs"], p["ys"], p["missing"], p["cats"]
-        axes = dict(xaxis="x" + p["ax"], yaxis="y" + p["ax"])
-        if len(rows):
-            custom, text, fidelity = _hover_parts(rows)
-            hover = hover_template((p["col"], "x"), (y, "y"), fidelity=fidelity)
-            for c in DRAW_ORDER:
-                m = (cats == c) & ~missing
-                if m.any():
-                    color, symbol, size = CATEGORY_STYLE[c]
-                    traces.append(dict(type=kind, x=xs[m], y=ys[m], mode="markers", name=f"{c} ({len(drawn[c])})",
-                                       meta=c, legendrank=CATEGORY_ORDER.index(c), customdata=custom[m],
-                                       hovertext=text[m].tolist(), hovertemplate=hover, **axes, **legend(c),
-                                       marker=dict(color=color, symbol=symbol, size=size, opacity=0.85,
-                                                   line=dict(width=0.5, color="#FFFFFF"))))
-            if missing.any():  # one trace of any category: its points keep their category's colour
-                style = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"]) for c in cats[missing]]
-                traces.append(dict(type=kind, x=xs[missing], y=ys[missing], mode="markers",
-                                   name=f"no value: on the edge ({len(drawn[''])})", meta="no value on one axis",
-                                   legendrank=len(CATEGORY_ORDER) + 1, customdata=custom[missing],
-                                   hovertext=[f"{c} · {t}" for c, t in zip(cats[missing], text[missing])],
-                                   hovertemplate=hover, **axes, **legend("no value"),
-                                   marker=dict(color=[st[0] for st in style], size=9,
-                                               symbol=np.where(p["miss_x"][missing], "line-ns-open",
-                                                               "line-ew-open").tolist())))
-        # the front on these two axes among feasible complete trials
-        ok = rows["category"].isin(["Pareto", "dominated"]).to_numpy() if len(rows) else np.array([], bool)
-        dx = direction(p["col"])
-        fr = front_2d(np.where(ok & ~missing, xs, np.nan), np.where(ok & ~missing, ys, np.nan), dx, dy)
-        if fr.size:
-            traces.append(dict(type="scatter", x=xs[fr], y=ys[fr], mode="lines", name="front on these axes",
-                               legendrank=len(CATEGORY_ORDER), **axes, **legend("front"),
-                               line=dict(shape="hv" if dx == "maximize" else "vh", dash="dot", color="#D62728", width=1),
-                               hoverinfo="skip"))
-    unplotted = df.loc[df[cols + [y]].isna().all(axis=1), "category"].value_counts() if len(df) else {}
+    cats = rows["category"].astype(str).to_numpy() if len(rows) else np.array([], dtype=str)
+    kind = "scattergl" if len(rows) >= WEBGL_AT else "scatter"
+    traces = []
+    if len(rows):
+        custom, text, fidelity = _hover_parts(rows)
+        hover = hover_template((x, "x"), (y, "y"), fidelity=fidelity)
+        for c in DRAW_ORDER:
+            m = (cats == c) & ~missing
+            if m.any():
+                color, symbol, size = CATEGORY_STYLE[c]
+                traces.append(dict(type=kind, x=xs[m], y=ys[m], mode="markers", name=f"{c} ({int(m.sum())})", meta=c,
+                                   legendrank=CATEGORY_ORDER.index(c), customdata=custom[m], hovertext=text[m].tolist(),
+                                   hovertemplate=hover,
+                                   marker=dict(color=color, symbol=symbol, size=size, opacity=0.85,
+                                               line=dict(width=0.5, color="#FFFFFF"))))
+        if missing.any():  # one trace of any category: its points keep their category's colour
+            style = [CATEGORY_STYLE.get(c, CATEGORY_STYLE["dominated"]) for c in cats[missing]]
+            traces.append(dict(type=kind, x=xs[missing], y=ys[missing], mode="markers",
+                               name=f"no value: on the edge ({int(missing.sum())})", meta="no value on one axis",
+                               legendrank=len(CATEGORY_ORDER) + 1, customdata=custom[missing],
+                               hovertext=[f"{c} · {t}" for c, t in zip(cats[missing], text[missing])],
+                               hovertemplate=hover,
+                               marker=dict(color=[st[0] for st in style], size=9,
+                                           symbol=np.where(miss_x[missing], "line-ns-open", "line-ew-open").tolist())))
+    # the front on these two axes among feasible complete trials
+    ok = rows["category"].isin(["Pareto", "dominated"]).to_numpy() if len(rows) else np.array([], bool)
+    fr = front_2d(np.where(ok & ~missing, xs, np.nan), np.where(ok & ~missing, ys, np.nan), dx, dy)
+    if fr.size:
+        traces.append(dict(type="scatter", x=xs[fr], y=ys[fr], mode="lines", name="front on these axes",
+                           legendrank=len(CATEGORY_ORDER),
+                           line=dict(shape="hv" if dx == "maximize" else "vh", dash="dot", color="#D62728", width=1),
+                           hoverinfo="skip"))
+    unplotted = df.loc[df[x].isna() & df[y].isna(), "category"].value_counts() if len(df) else {}
     for c in CATEGORY_ORDER:
         n = int(unplotted.get(c, 0)) if len(unplotted) else 0
         if n:  # e.g. failed trials with no measurement: say they exist rather than hide them
             entry = _legend_entry(f"{c} ({n}, no values)", *CATEGORY_STYLE[c])
             traces.append(dict(entry, legendrank=len(CATEGORY_ORDER) + 2))
-    layout = dict(
-        height=height, uirevision="|".join(cols + [y]),
-        margin=dict(SCATTER_MARGIN, r=legend_margin([t["name"] for t in traces if t.get("showlegend", True)])),
+    # click-to-select, pan on drag, box and lasso in the modebar: what Streamlit sets on a chart
+    # with every selection mode on, set here so that its setting them is no change (a change is one
+    # more Plotly.react of 10,000 points); a layout dragmode of "lasso" would turn clicks off
+    return figure(traces, dict(
+        title=_title(title), height=height, uirevision=f"{x}|{y}",
+        margin=dict(SCATTER_MARGIN, r=legend_margin([t["name"] for t in traces])),
         legend=dict(x=1, xanchor="left"),  # at the plot's edge (not 2% of its width beyond): a known margin
-        # click-to-select, pan on drag, box and lasso in the modebar: what Streamlit sets on a chart
-        # with every selection mode on, set here so that its setting them is no change (a change is
-        # one more Plotly.react of 10,000 points); a layout dragmode of "lasso" would turn clicks off
-        clickmode="event+select", dragmode="pan")  # hovermode "closest" comes with LOOK
-    if len(panels) == 1:
-        layout["title"] = _title(titles[0] if titles else "")
-    else:
-        # the panels' titles above their left edges, as a one-panel figure's title is
-        layout["annotations"] = [dict(text=t, xref=f"x{p['ax']} domain", x=0, xanchor="left", yref="paper", y=1,
-                                      yanchor="bottom", yshift=6, showarrow=False, font=dict(size=14))
-                                 for p, t in zip(panels, titles)]
-    width = (1 - PANEL_GAP * (len(panels) - 1)) / len(panels)
-    for i, p in enumerate(panels):
-        xa = dict(title=dict(text=axis_title(p["col"])), type="log" if p["logx"] else "-")
-        ya = dict(type="log" if logy else "-")
-        if i == 0:
-            ya["title"] = dict(text=axis_title(y))
-        else:
-            # the same y axis drawn again beside the first (its range follows the first's);
-            # tick labels only on the left
-            xa.update(anchor="y" + p["ax"])
-            ya.update(matches="y", anchor="x" + p["ax"], showticklabels=False)
-        if len(panels) > 1:
-            xa["domain"] = [i * (width + PANEL_GAP), i * (width + PANEL_GAP) + width]
-        layout["xaxis" + p["ax"]] = xa
-        layout["yaxis" + p["ax"]] = ya
-    return figure(traces, layout)
+        clickmode="event+select", dragmode="pan",  # hovermode "closest" comes with LOOK
+        xaxis=dict(title=dict(text=axis_title(x)), type="log" if logx else "-"),
+        yaxis=dict(title=dict(text=axis_title(y)), type="log" if logy else "-")))
 
 
 def pareto_3d(df: pd.DataFrame, x: str, y: str, z: str, height: int = 520,

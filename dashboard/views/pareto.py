@@ -15,7 +15,7 @@ BIG = 5000
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _scatter_figure(url: str, study: str, rev: int, x: tuple[str, ...], y: str, title: tuple[str, ...]):
+def _scatter_figure(url: str, study: str, rev: int, x: str, y: str, title: str):
     # built once per study revision and axes: a warm page only serialises it
     return plots.pareto_scatter(queries.frame(url, study, rev), x, y, title=title)
 
@@ -26,17 +26,15 @@ def _figure_3d(url: str, study: str, rev: int, x: str, y: str, z: str, selected:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _curve_trials(url: str, study: str, rev: int, x: tuple[str, ...], y: str, title: tuple[str, ...]):
+def _curve_trials(url: str, study: str, rev: int, x: str, y: str, title: str):
     return plots.curve_trials(_scatter_figure(url, study, rev, x, y, title))
 
 
-def scatter(ctx: Ctx, x: list[str], y: str, title: list[str], key: str) -> None:
-    """A selectable Pareto scatter of y against each x (panels side by side, one chart)."""
-    x, title = tuple(x), tuple(title)
+def scatter(ctx: Ctx, x: str, y: str, title: str, key: str) -> None:
     fig = _scatter_figure(ctx.url, ctx.study, ctx.rev, x, y, title)
-    key = f"{key}:{'+'.join(x)}:{y}"
-    ev = chart(fig, key, on_select="rerun", selection_mode=("points", "box", "lasso"))
-    selection.absorb(key, selection.chart_numbers(ev, _curve_trials(ctx.url, ctx.study, ctx.rev, x, y, title)))
+    ev = chart(fig, f"{key}:{x}:{y}", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    selection.absorb(f"{key}:{x}:{y}", selection.chart_numbers(ev, _curve_trials(ctx.url, ctx.study, ctx.rev,
+                                                                                  x, y, title)))
 
 
 def _axis_select(label: str, options: list[str], default: str | None, key: str) -> str:
@@ -77,15 +75,17 @@ def render(ctx: Ctx) -> None:
     if q is None:
         st.warning("No quality metric is stored for this study; choose axes below.")
     else:
-        # quality against throughput and against memory: two panels of one chart, sharing the
-        # quality axis and the legend
-        panels = [(c, t) for c, t in ((thr, "quality vs throughput"), (mem, "quality vs memory")) if c]
-        if panels:
-            scatter(ctx, [c for c, _ in panels], q, [t for _, t in panels], "pf_front")
-        if not thr:
-            st.info("No throughput was measured in this study (no *_tokens_per_s metric).")
-        if not mem:
-            st.info("No memory metric is stored in this study.")
+        left, right = st.columns(2)
+        with left:
+            if thr:
+                scatter(ctx, thr, q, "quality vs throughput", "pf_thr")
+            else:
+                st.info("No throughput was measured in this study (no *_tokens_per_s metric).")
+        with right:
+            if mem:
+                scatter(ctx, mem, q, "quality vs memory", "pf_mem")
+            else:
+                st.info("No memory metric is stored in this study.")
 
     st.subheader("Any two metrics")
     objs = [o.name for o in ctx.objectives if o.name in cols]
@@ -95,7 +95,7 @@ def render(ctx: Ctx) -> None:
         x = _axis_select("x axis", cols, dx, "x_axis")
     with b:
         y = _axis_select("y axis", cols, dy, "y_axis")
-    scatter(ctx, [x], y, [f"{plots.axis_title(y)} vs {plots.axis_title(x)}"], "pf_xy")
+    scatter(ctx, x, y, f"{plots.axis_title(y)} vs {plots.axis_title(x)}", "pf_xy")
 
     if len(cols) >= 3:
         # on by default for 3-objective studies up to BIG trials: a 3-D WebGL scene of 10,000

@@ -34,12 +34,11 @@ def _values(arr):
     return np.asarray(arr, dtype=float)
 
 
-def _trial_traces(fig, xaxis: str | None = "x"):
-    """(curve index, trial numbers, trace) for each trace of a Pareto scatter that draws trials,
-    in the panel of `xaxis` ("x", "x2": a figure of panels side by side; None: every panel)."""
+def _trial_traces(fig):
+    """(curve index, trial numbers, trace) for each trace of a Pareto scatter that draws trials."""
     out = []
     for i, t in enumerate(fig["data"]):
-        if t.get("customdata") is not None and xaxis in (None, t.get("xaxis", "x")):
+        if t.get("customdata") is not None:
             cd = _values(t["customdata"])
             out.append((i, cd.reshape(-1, 3)[:, 0].astype(int) if cd.ndim == 1 else cd[:, 0].astype(int), t))
     return out
@@ -48,9 +47,6 @@ def _trial_traces(fig, xaxis: str | None = "x"):
 def _xy_by_trial(fig) -> dict[int, tuple[float, float]]:
     return {int(n): (float(x), float(y)) for _, nums, t in _trial_traces(fig)
             for n, x, y in zip(nums, _values(t["x"]), _values(t["y"]))}
-
-
-FRONT_KEY = "pf_front:decode_tokens_per_s+peak_memory_mib:quality"  # the quality pair's chart
 
 
 def _no_problems(at):
@@ -123,26 +119,13 @@ def test_pareto_page_matches_the_store(app, seeded):
     ranks = {t["meta"]: t["legendrank"] for _, _, t in traces}
     assert ranks["Pareto"] < ranks["dominated"] < ranks["infeasible"]
     assert [t["meta"] for _, _, t in traces].index("Pareto") > [t["meta"] for _, _, t in traces].index("dominated")
-    # quality vs throughput and quality vs memory: two panels of one chart sharing the quality axis
-    lay = first["layout"]
-    assert lay["xaxis"]["title"]["text"] == plots.axis_title("decode_tokens_per_s")
-    assert lay["xaxis2"]["title"]["text"] == plots.axis_title("peak_memory_mib")
-    assert lay["yaxis"]["title"]["text"] == plots.axis_title("quality")
-    assert lay["yaxis2"]["matches"] == "y" and lay["yaxis2"]["anchor"] == "x2"
-    assert [a["text"] for a in lay["annotations"]] == ["quality vs throughput", "quality vs memory"]
-    rows2 = plots.plotted_rows(df, "peak_memory_mib", "quality")
-    numbers2 = np.concatenate([nums for _, nums, _ in _trial_traces(first, "x2")]).tolist()
-    assert sorted(numbers2) == sorted(rows2["number"].tolist())
-    assert all(t["yaxis"] == "y2" for _, _, t in _trial_traces(first, "x2"))
-    # one legend for both panels: each category listed once, and a click on it hides both
-    shown = [t["name"] for t in first["data"] if t.get("showlegend", True)]
-    assert len(shown) == len(set(shown)) and len(shown) < len(first["data"])
-    assert {t["legendgroup"] for _, _, t in _trial_traces(first, None) if t["meta"] == "Pareto"} == {"Pareto"}
-    # the selectable pair starts on a pair the two panels above do not show: the two costs
+    # quality vs throughput and quality vs memory side by side, then the selectable pair
+    assert figs[1]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
+    assert figs[0]["layout"]["yaxis"]["title"]["text"] == plots.axis_title("quality")
+    # the selectable pair starts on a pair the two charts above do not show: the two costs
     assert app.selectbox(key="x_axis").value == "peak_memory_mib"
     assert app.selectbox(key="y_axis").value == "decode_tokens_per_s"
-    assert len(figs) == 3  # the pair, the selectable chart, the 3-objective view
-    assert figs[1]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
+    assert figs[2]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
     # the primitive mix of the Pareto set, as a table beside it
     mix = next(d.value for d in app.dataframe if "primitive" in d.value.columns)
     want: dict[str, int] = {}
@@ -162,7 +145,7 @@ def test_axis_selectors_change_the_chart(app, seeded):
     app.selectbox(key="x_axis").set_value("params_total").run()
     app.selectbox(key="y_axis").set_value("task:mqar").run()
     _no_problems(app)
-    fig = _figures(app)[1]
+    fig = _figures(app)[2]
     assert fig["layout"]["xaxis"]["title"]["text"] == plots.axis_title("params_total")
     assert fig["layout"]["yaxis"]["title"]["text"] == plots.axis_title("task:mqar")
     df = _frame(seeded, "demo")
@@ -177,12 +160,10 @@ def test_axis_selectors_change_the_chart(app, seeded):
 
 def test_simulated_chart_selection_selects_trials_and_compares(app, seeded):
     app.run()
-    key = FRONT_KEY
-    # points as the browser reports them without customdata: a curve and an index into it, one
-    # point in each panel (the memory panel's traces come after the throughput panel's)
-    fig = _figures(app)[0]
-    (c0, nums0, _), (c1, nums1, _) = _trial_traces(fig, "x")[0], _trial_traces(fig, "x2")[1]
-    assert c1 > c0
+    key = "pf_thr:decode_tokens_per_s:quality"
+    # points as the browser reports them without customdata: a curve and an index into it
+    traces = _trial_traces(_figures(app)[0])
+    (c0, nums0, _), (c1, nums1, _) = traces[0], traces[1]
     pts = [{"curve_number": c0, "point_index": 0}, {"curve_number": c1, "point_index": 1}]
     app.session_state[key] = {"selection": {"points": pts, "point_indices": [0, 1], "box": [], "lasso": []}}
     app.run()
@@ -204,7 +185,7 @@ def test_points_with_customdata_map_to_trials(app, seeded):
     # what a browser sends: points carrying customdata (a typed-array row: the trial number
     # first), and a point of the front line, which is not a trial
     app.run()
-    key = FRONT_KEY
+    key = "pf_thr:decode_tokens_per_s:quality"
     fig = _figures(app)[0]
     line = next(i for i, t in enumerate(fig["data"]) if t["name"] == "front on these axes")
     pts = [{"curve_number": 0, "point_index": 5, "customdata": {"0": 7, "1": 1.0e6, "2": 2.0}},

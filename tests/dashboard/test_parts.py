@@ -165,53 +165,6 @@ def test_scatter_traces_split_by_category_with_their_trials():
     assert np.allclose(cd[:, 1], [df.set_index("number").loc[n, "params_total"] for n in cd[:, 0].astype(int)])
 
 
-def test_panels_side_by_side_share_the_y_axis_and_the_legend():
-    """Quality against throughput and against memory as two panels of one figure: the second
-    panel's y axis follows the first's, each category has one legend entry (counting the trials
-    drawn in either panel) whose click hides it in both, and every point maps to its trial."""
-    df = prepare(pd.DataFrame({"number": [0, 1, 2, 3, 4], "status": ["complete"] * 4 + ["failed"],
-                               "quality": [0.5, 0.4, 0.6, 0.55, np.nan],
-                               "train_tokens_per_s": [1e3, 2e3, 5e2, np.nan, 9e2],
-                               "peak_memory_mib": [10.0, 12.0, 8.0, 9.0, 11.0],
-                               "pattern": ["A", "M2", "A M2", "R7", "M1"], "params_total": [1e6] * 5}),
-                 [Objective("quality", "maximize"), Objective("peak_memory_mib", "minimize")])
-    fig = plots.pareto_scatter(df, ["train_tokens_per_s", "peak_memory_mib"], "quality",
-                               ["quality vs throughput", "quality vs memory"])
-    lay = fig.layout
-    assert lay.yaxis2.matches == "y" and lay.yaxis2.showticklabels is False and lay.xaxis2.anchor == "y2"
-    assert lay.xaxis.domain[1] < lay.xaxis2.domain[0] and lay.xaxis2.domain[1] == 1
-    assert [a.text for a in lay.annotations] == ["quality vs throughput", "quality vs memory"]
-    assert [a.xref for a in lay.annotations] == ["x domain", "x2 domain"]
-    curves = plots.curve_trials(fig)
-    by_panel: dict[str, list[int]] = {}
-    for t, c in zip(fig.data, curves):
-        if c is not None:
-            by_panel.setdefault(t.xaxis or "x", []).extend(c)
-    assert sorted(by_panel["x"]) == [0, 1, 2, 3, 4] and sorted(by_panel["x2"]) == [0, 1, 2, 3, 4]
-    # trial 3 has no throughput: on the edge in the first panel, a point in the second; trial 4
-    # has no quality: on the edge in both
-    edge = {t.xaxis or "x": c for t, c in zip(fig.data, curves) if t.meta == "no value on one axis"}
-    assert sorted(edge["x"]) == [3, 4] and edge["x2"] == [4]
-    shown = [t.name for t in fig.data if t.showlegend is not False]
-    assert len(shown) == len(set(shown))
-    groups = {}
-    for t in fig.data:
-        if t.legendgroup:
-            groups.setdefault(t.legendgroup, []).append(t.showlegend)
-    assert all(flags == [True] + [False] * (len(flags) - 1) for flags in groups.values()), groups
-    assert len(groups["front"]) == 2  # a front line per panel, one legend entry
-    names = {t.meta: t.name for t in fig.data if t.showlegend and t.meta}
-    n_dominated = int((df["category"] == "dominated").sum())
-    assert names["dominated"] == f"dominated ({n_dominated})"
-    assert names["no value on one axis"] == "no value: on the edge (2)"
-    # the legend's margin fits the entries shown, not the hidden duplicates
-    assert lay.margin.r == plots.legend_margin(shown)
-    # one panel: the figure the page's selectable chart draws, titled as before
-    one = plots.pareto_scatter(df, "peak_memory_mib", "quality", "quality vs memory")
-    assert one.layout.title.text == "quality vs memory" and not one.layout.annotations
-    assert "xaxis2" not in one.to_dict()["layout"]
-
-
 def test_figures_are_plain_json_with_a_data_revision():
     """What the browser gets (dashboard/plots.py `figure`): x/y as JSON lists of 7-digit floats
     (a binary array is a change for every Plotly.react, and a change of x means a full

@@ -178,7 +178,7 @@ def test_browser_deep_link_click_download_screenshot(browser, screenshot_store):
         calcs = page.evaluate(CALCS_JS)
         assert len(calcs) >= 3 and set(calcs) == {1}, f"calculations per chart: {calcs}"
         pushes = page.evaluate(MARGIN_PUSH_JS)
-        assert len(pushes) == 2 and all(abs(d) <= 1 for p in pushes for d in p), f"margins pushed: {pushes}"
+        assert len(pushes) == 3 and all(abs(d) <= 1 for p in pushes for d in p), f"margins pushed: {pushes}"
         n_points, pareto = page.evaluate(POINTS_JS, PARETO_FILL)
         assert n_points > 10 and pareto, "no Pareto points drawn"
         x, y = pareto[len(pareto) // 2]
