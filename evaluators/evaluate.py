@@ -152,6 +152,8 @@ def _build_runs(arch, fid: Fidelity, dev, seed: int, lr: float, wd: float) -> tu
     from proxy_models import build_model
 
     runs, tests, finals = [], {}, {}
+    graphs = fid.cuda_graphs and not fid.compile and dev.type == "cuda"
+    pool = torch.cuda.graph_pool_handle() if graphs else None  # one pool for the trial's task graphs
     entries = [(t.name, make_task(t.name, **t.params), t.tokens, t.batch_size, t.train_examples) for t in fid.tasks]
     if fid.text is not None:
         tt = TextTask(seq_len=fid.text.seq_len, eval_windows=fid.text.eval_windows)
@@ -166,7 +168,7 @@ def _build_runs(arch, fid: Fidelity, dev, seed: int, lr: float, wd: float) -> tu
         runs.append(TaskRun(name=name, task=task, model=model, steps=steps, batch_size=batch, lr=lr,
                             weight_decay=wd, device=dev, seed=run_seed, grad_clip=fid.grad_clip,
                             betas=tuple(fid.betas), warmup_frac=fid.warmup_frac, min_lr_frac=fid.min_lr_frac,
-                            train_examples=n_train))
+                            train_examples=n_train, cuda_graph=graphs, graph_pool=pool))
         eb = max(batch, 64)
         if name == "text":
             finals[name] = list(task.val_batches(dev, eb))
@@ -245,6 +247,12 @@ def _train_all(arch, fid: Fidelity, dev, seed, report, res: TrialResult, curves,
             else:
                 best[r.name] = max(best.get(r.name, 0.0), ev["accuracy"])
             backends.update(r.model.backends())
+            if r.cuda_graph:  # which task steps ran as CUDA graphs, and why any did not
+                cg = res.extra.setdefault("cuda_graphs", {"captured": [], "eager": {}})
+                if r.graph:
+                    cg["captured"].append(r.name)
+                elif r.graph_error:
+                    cg["eager"][r.name] = r.graph_error
         res.extra.setdefault("grid", []).append({"lr": lr, "weight_decay": wd,
                                                  **{r.name: r.evaluate(tests[r.name], 64)["accuracy"] for r in runs
                                                     if r.name != "text"}})

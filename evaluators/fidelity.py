@@ -91,6 +91,10 @@ class Fidelity(_Cfg):
     compile: bool = Field(False, description="torch.compile each task model (CUDA only); its first steps compile "
                                              "for tens of seconds per model, so it pays back only on long budgets "
                                              "(docs/gpu_throughput.md)")
+    cuda_graphs: bool = Field(True, description="on CUDA, capture each task model's training step as a CUDA "
+                                                 "graph after a few eager steps and replay it (a proxy's step is "
+                                                 "launch-bound); a step that cannot be captured trains eagerly "
+                                                 "(evaluators/trainer.py). Ignored on CPU and with compile")
     text_bpb_scale: float = Field(8.0, gt=0)
     quality_formula: Literal["weighted_mean"] = "weighted_mean"
 

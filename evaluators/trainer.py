@@ -15,6 +15,16 @@
   on CUDA only at report points, so the hot loop never waits for the host.
 - Deterministic on CPU given the seed: the data generators are `torch.Generator`s seeded from
   the trial seed, and the model is built right after `torch.manual_seed`.
+- CUDA graphs (`cuda_graph=True`, CUDA only): a proxy's step is thousands of small kernels, and
+  launching them one by one from Python takes longer than the GPU takes to run them. After
+  `GRAPH_WARMUP` eager steps (on a side stream, as capture requires), the whole step (forward,
+  backward, clipping, the fused AdamW update, router biases, the loss sum) is captured once and
+  then replayed: per step, the batch is copied into the graph's input buffers, the learning rate
+  into a device tensor (the schedule is not baked into the graph), and one launch runs the rest.
+  The task runs of one trial share one memory pool: their replays never overlap, and nothing a
+  graph leaves behind is read after another graph ran (gradients are rewritten by every replay,
+  the loss sum lives outside the pool). A step that cannot be captured (a host sync in some
+  primitive) is trained eagerly from then on, and `graph_error` says why.
 """
 from __future__ import annotations
 
@@ -29,6 +39,22 @@ import torch.nn.functional as F
 from .tasks.base import IGNORE, accuracy
 
 Report = Callable[[int, dict], "bool | None"]
+
+
+GRAPH_WARMUP = 3  # eager steps before capture: lazy initialisation (kernel choices, optimizer state) done
+_SIDE: dict = {}  # device -> the stream every task run warms up and captures on
+
+
+def _side_stream(device: torch.device):
+    """One side stream per device for every task run's warm-up and capture. The caching
+    allocator reuses a freed block only for the stream it was allocated on, so graphs that share a
+    pool share its memory only if they were captured on the same stream: with a stream per run,
+    a wide-space trial's eight task graphs held eight activation footprints (126 GiB, an OOM on
+    an H200) instead of one."""
+    s = _SIDE.get(device)
+    if s is None:
+        s = _SIDE[device] = torch.cuda.Stream(device)
+    return s
 
 
 class TrialFailed(Exception):
@@ -79,21 +105,39 @@ class TaskRun:
     warmup_frac: float = 0.1
     min_lr_frac: float = 0.1
     train_examples: int | None = None
+    cuda_graph: bool = False     # capture the step as a CUDA graph after GRAPH_WARMUP steps (CUDA only)
+    graph_pool: object = None    # torch.cuda.graph_pool_handle() shared by the trial's task runs
     step_count: int = 0
-    losses: list = field(default_factory=list)   # device scalars since the last report
+    losses: list = field(default_factory=list)   # device scalars since the last report (eager)
     tokens: int = 0
 
     def __post_init__(self):
         self.model.to(self.device).train()
         cuda = self.device.type == "cuda"
+        self.cuda_graph = self.cuda_graph and cuda
         decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
         other = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": other, "weight_decay": 0.0}],
-            lr=self.lr, betas=self.betas, fused=cuda)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, Schedule(self.steps, self.warmup_frac, self.min_lr_frac))
+        self.schedule = Schedule(self.steps, self.warmup_frac, self.min_lr_frac)
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": other, "weight_decay": 0.0}]
+        if self.cuda_graph:
+            # the learning rate as a device tensor that every step overwrites, read by the fused
+            # update inside the graph (a float would be frozen into the graph at capture)
+            self.lr_t = torch.tensor(self.lr * self.schedule(0), device=self.device)
+            self.opt = torch.optim.AdamW(groups, lr=self.lr_t, betas=self.betas, fused=True, capturable=True)
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_t
+            self.sched = None
+            self.graph = None            # the CUDAGraph once captured; False: capture failed, eager
+            self.graph_error: str | None = None
+            self.loss_sum = torch.zeros((), device=self.device)  # outside the graphs' pool
+            self.loss_n = 0
+        else:
+            self.opt = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, fused=cuda)
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
         self.gen = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+        # no weight-cast cache under a graph: a cache filled at capture would be replayed stale
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self.cuda_graph) if cuda \
+            else torch.autocast("cpu", enabled=False)
         self.data = None
         self.last_loss = float("nan")  # until the first report
         if self.train_examples:  # a fixed training set, visited in shuffled epochs (MAD)
@@ -108,27 +152,84 @@ class TaskRun:
         idx, self.perm = self.perm[:self.batch_size], self.perm[self.batch_size:]
         return self.data[0][idx], self.data[1][idx]
 
-    def step(self) -> torch.Tensor:
-        x, y = self.batch()
+    def _update(self, x, y) -> torch.Tensor:
+        """Forward, backward, clipping, the optimiser and router-bias updates: what a graph holds."""
         with self.autocast:
             loss, total = lm_loss(self.model, x, y)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.opt.step()
-        self.sched.step()
         if hasattr(self.model, "update_router_biases"):
             self.model.update_router_biases()
+        return loss.detach()
+
+    def step(self) -> torch.Tensor:
+        if self.cuda_graph:
+            return self._graph_step()
+        x, y = self.batch()
+        loss = self._update(x, y)
+        self.sched.step()
         self.step_count += 1
         self.tokens += x.numel()
-        loss = loss.detach()
         self.losses.append(loss)
         return loss
+
+    def _graph_step(self) -> torch.Tensor:
+        self.lr_t.fill_(self.lr * self.schedule(self.step_count))
+        if self.graph is None and self.step_count >= GRAPH_WARMUP:
+            self._capture()
+        if self.graph:
+            x, y = self.batch()
+            self.static_x.copy_(x)
+            self.static_y.copy_(y)
+            self.graph.replay()
+            loss = self.static_loss
+        else:  # warm-up (on a side stream, as capture wants), or eager after a failed capture
+            cur, side = torch.cuda.current_stream(self.device), _side_stream(self.device)
+            side.wait_stream(cur)
+            with torch.cuda.stream(side):
+                x, y = self._last = self.batch()
+                loss = self._update(x, y)
+                self.loss_sum += loss
+            cur.wait_stream(side)
+        self.loss_n += 1
+        self.step_count += 1
+        self.tokens += self.batch_size * self.task.input_len
+        return loss
+
+    def _capture(self) -> None:
+        x, y = self._last  # the last warm-up batch: the input buffers' shapes and dtypes
+        self.static_x, self.static_y = torch.empty_like(x), torch.empty_like(y)
+        self.opt.zero_grad(set_to_none=True)  # gradients are allocated by the graph, in its pool
+        g = torch.cuda.CUDAGraph()
+        cur = torch.cuda.current_stream(self.device)
+        try:
+            with torch.cuda.graph(g, pool=self.graph_pool, stream=_side_stream(self.device)):
+                self.static_loss = self._update(self.static_x, self.static_y)
+                self.loss_sum += self.static_loss
+        except Exception as exc:  # noqa: BLE001 - any capture failure: train eagerly instead
+            torch.cuda.set_stream(cur)  # a failed capture can leave the capture stream current
+            torch.cuda.synchronize(self.device)
+            self.opt.zero_grad(set_to_none=True)
+            _SIDE.pop(self.device, None)  # a new side stream: not the one the failed capture was on
+            self.graph = False
+            self.graph_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            return
+        self.graph = g
 
     def take_loss(self) -> float:
         """Mean training loss since the last call (one host read). A run that has finished its
         steps while longer runs go on has no new losses: it keeps reporting its last mean
         (reporting nan there made every multi-budget preset look diverged)."""
+        if self.cuda_graph:
+            if not self.loss_n:
+                return self.last_loss
+            v = self.loss_sum.item() / self.loss_n
+            self.loss_sum.zero_()
+            self.loss_n = 0
+            self.last_loss = v
+            return v
         if not self.losses:
             return self.last_loss
         v = torch.stack(self.losses).mean().item()

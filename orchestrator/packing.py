@@ -136,20 +136,23 @@ def heaviest(space, fid, *, samples: int = 48, top: int = 3, seed: int = 0) -> l
 
 
 def probe_fidelity(fid):
-    """The study's fidelity cut to two training steps per task: every model resident, AdamW
-    state allocated, the same batch and sequence shapes; no efficiency timings (their models
-    are smaller than training's), no time limit."""
+    """The study's fidelity cut to a few training steps per task: every model resident, AdamW
+    state allocated, the same batch and sequence shapes, and (with `cuda_graphs`) each task's step
+    captured and replayed, so the graphs' memory pool is in the peak; no efficiency timings
+    (their models are smaller than training's), no time limit."""
     from evaluators.tasks import make_task
     from evaluators.text import TextTask
+    from evaluators.trainer import GRAPH_WARMUP
 
-    tasks = [t.model_copy(update={"tokens": 2 * t.batch_size * make_task(t.name, **t.params).input_len})
+    n = GRAPH_WARMUP + 2 if fid.cuda_graphs else 2
+    tasks = [t.model_copy(update={"tokens": n * t.batch_size * make_task(t.name, **t.params).input_len})
              for t in fid.tasks]
     text = None
     if fid.text is not None:
-        text = fid.text.model_copy(update={"tokens": 2 * fid.text.batch_size * TextTask(seq_len=fid.text.seq_len).input_len})
+        text = fid.text.model_copy(update={"tokens": n * fid.text.batch_size * TextTask(seq_len=fid.text.seq_len).input_len})
     eff = fid.efficiency.model_copy(update={"measure": False})
     return fid.model_copy(update={"tasks": tasks, "text": text, "efficiency": eff, "max_seconds": None,
-                                  "lr_grid": None, "weight_decay_grid": None, "report_every": 2})
+                                  "lr_grid": None, "weight_decay_grid": None, "report_every": n})
 
 
 def measure_peaks(arch_dicts: list[dict], fid_dict: dict, device: str = "cuda") -> dict:
