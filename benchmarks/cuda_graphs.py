@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import statistics
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if str(ROOT / "benchmarks") not in sys.path:  # search_throughput.py, when imported from elsewhere
+    sys.path.append(str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 
@@ -34,19 +35,7 @@ from evaluators.evaluate import _build_runs  # noqa: E402
 from evaluators.fidelity import Fidelity  # noqa: E402
 from evaluators.trainer import GRAPH_WARMUP  # noqa: E402
 from search_space import Architecture  # noqa: E402
-
-
-def wide_samples(n: int, seed: int = 0) -> list[Architecture]:
-    from search_space.space import SearchSpace
-    space = SearchSpace.from_yaml(ROOT / "examples" / "spaces" / "wide.yaml")
-    rng, out, seen = random.Random(seed), [], set()
-    while len(out) < n:
-        a = space.random(rng)
-        if a.fingerprint() in seen or any(v > 0 for v in space.violations(a).values()):
-            continue
-        seen.add(a.fingerprint())
-        out.append(a)
-    return out
+from search_throughput import wide_archs  # noqa: E402
 
 
 def rounds(arch: Architecture, fid: Fidelity, dev: torch.device, n: int) -> dict:
@@ -96,7 +85,7 @@ def main() -> None:
     if args.examples != "none":
         keep = None if args.examples == "all" else set(args.examples.split(","))
         archs += [(p.stem, Architecture.from_yaml(p.read_text())) for p in ex if keep is None or p.stem in keep]
-    archs += [(f"wide{i}", a) for i, a in enumerate(wide_samples(args.wide))]
+    archs += [(f"wide{i}", a) for i, a in enumerate(wide_archs(args.wide, seed=0))]
     res = {"benchmark": "cuda_graphs", "device": torch.cuda.get_device_name(dev), "torch": torch.__version__,
            "python": platform.python_version(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "fidelity": fid.name, "rounds": args.steps, "tasks": [t.name for t in fid.tasks] + (["text"] if fid.text else []),

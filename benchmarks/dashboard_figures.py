@@ -37,7 +37,6 @@ _spec.loader.exec_module(_bench)
 
 APP = ROOT / "benchmarks" / "dashboard_figures_app.py"
 VARIANTS = ["old", "new", "new-tables", "svg"]
-CHARTS: dict[str, int] = {}  # charts a form draws, where not 3
 
 
 def main() -> None:
@@ -83,7 +82,7 @@ def main() -> None:
                         p.send("Performance.enable")
                         t = time.perf_counter()
                         p.goto(f"http://127.0.0.1:{port}/?v={v}")
-                        p.wait_for(f"({_bench.READY_JS})({CHARTS.get(v, 3)})")
+                        p.wait_for(f"({_bench.READY_JS})(3)")
                         dt = time.perf_counter() - t
                         m = {x["name"]: x["value"] for x in p.send("Performance.getMetrics")["metrics"]}
                         p.close()

@@ -121,17 +121,17 @@ def gpu_names() -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # architectures
-def sample_archs(n: int, seed: int, out_dir: Path, d_model: int | None = None) -> list[Path]:
-    """n distinct feasible architectures of the wide space, as YAML files (trial order); with
-    `d_model`, only those that can be rescaled to it (head sizes must divide it)."""
+def wide_archs(n: int, seed: int, d_model: int | None = None) -> list:
+    """n distinct feasible architectures of the wide space, in draw order; with `d_model`, only
+    those that can be rescaled to it (head sizes must divide it). Also benchmarks/cuda_graphs.py's."""
     from search_space.errors import UserError
     from search_space.space import SearchSpace
     space = SearchSpace.from_yaml(ROOT / "examples" / "spaces" / "wide.yaml")
     rng = random.Random(seed)
-    paths, seen = [], set()
-    while len(paths) < n:
+    out, seen = [], set()
+    while len(out) < n:
         arch = space.random(rng)
-        if arch.fingerprint() in seen or any(v > 0 for v in space.violations(arch).values()):
+        if arch.fingerprint() in seen or not space.feasible(arch):
             continue
         if d_model:
             try:
@@ -139,7 +139,15 @@ def sample_archs(n: int, seed: int, out_dir: Path, d_model: int | None = None) -
             except (UserError, ValueError):
                 continue
         seen.add(arch.fingerprint())
-        p = out_dir / f"arch{len(paths):03d}.yaml"
+        out.append(arch)
+    return out
+
+
+def sample_archs(n: int, seed: int, out_dir: Path, d_model: int | None = None) -> list[Path]:
+    """`wide_archs` as YAML files (trial order)."""
+    paths = []
+    for i, arch in enumerate(wide_archs(n, seed, d_model)):
+        p = out_dir / f"arch{i:03d}.yaml"
         p.write_text(arch.to_yaml())
         paths.append(p)
     return paths

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -108,7 +108,6 @@ class TaskRun:
     cuda_graph: bool = False     # capture the step as a CUDA graph after GRAPH_WARMUP steps (CUDA only)
     graph_pool: object = None    # torch.cuda.graph_pool_handle() shared by the trial's task runs
     step_count: int = 0
-    losses: list = field(default_factory=list)   # device scalars since the last report (eager)
     tokens: int = 0
 
     def __post_init__(self):
@@ -117,8 +116,11 @@ class TaskRun:
         self.cuda_graph = self.cuda_graph and cuda
         decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
         other = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        self.schedule = Schedule(self.steps, self.warmup_frac, self.min_lr_frac)
+        self.schedule = Schedule(self.steps, self.warmup_frac, self.min_lr_frac)  # set before every step
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": other, "weight_decay": 0.0}]
+        # the training losses since the last report, summed on the device (read once per report)
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.loss_n = 0
         if self.cuda_graph:
             # the learning rate as a device tensor that every step overwrites, read by the fused
             # update inside the graph (a float would be frozen into the graph at capture)
@@ -126,14 +128,10 @@ class TaskRun:
             self.opt = torch.optim.AdamW(groups, lr=self.lr_t, betas=self.betas, fused=True, capturable=True)
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_t
-            self.sched = None
             self.graph = None            # the CUDAGraph once captured; False: capture failed, eager
             self.graph_error: str | None = None
-            self.loss_sum = torch.zeros((), device=self.device)  # outside the graphs' pool
-            self.loss_n = 0
         else:
             self.opt = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, fused=cuda)
-            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
         self.gen = torch.Generator(device=self.device).manual_seed(self.seed)
         # no weight-cast cache under a graph: a cache filled at capture would be replayed stale
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self.cuda_graph) if cuda \
@@ -153,7 +151,8 @@ class TaskRun:
         return self.data[0][idx], self.data[1][idx]
 
     def _update(self, x, y) -> torch.Tensor:
-        """Forward, backward, clipping, the optimiser and router-bias updates: what a graph holds."""
+        """Forward, backward, clipping, the optimiser and router-bias updates, the loss sum: what
+        a graph holds."""
         with self.autocast:
             loss, total = lm_loss(self.model, x, y)
         self.opt.zero_grad(set_to_none=True)
@@ -162,21 +161,25 @@ class TaskRun:
         self.opt.step()
         if hasattr(self.model, "update_router_biases"):
             self.model.update_router_biases()
-        return loss.detach()
+        loss = loss.detach()
+        self.loss_sum += loss
+        return loss
 
     def step(self) -> torch.Tensor:
+        lr = self.lr * self.schedule(self.step_count)
         if self.cuda_graph:
-            return self._graph_step()
-        x, y = self.batch()
-        loss = self._update(x, y)
-        self.sched.step()
+            self.lr_t.fill_(lr)
+            loss = self._graph_step()
+        else:
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            loss = self._update(*self.batch())
+        self.loss_n += 1
         self.step_count += 1
-        self.tokens += x.numel()
-        self.losses.append(loss)
+        self.tokens += self.batch_size * self.task.input_len
         return loss
 
     def _graph_step(self) -> torch.Tensor:
-        self.lr_t.fill_(self.lr * self.schedule(self.step_count))
         if self.graph is None and self.step_count >= GRAPH_WARMUP:
             self._capture()
         if self.graph:
@@ -184,18 +187,14 @@ class TaskRun:
             self.static_x.copy_(x)
             self.static_y.copy_(y)
             self.graph.replay()
-            loss = self.static_loss
-        else:  # warm-up (on a side stream, as capture wants), or eager after a failed capture
-            cur, side = torch.cuda.current_stream(self.device), _side_stream(self.device)
-            side.wait_stream(cur)
-            with torch.cuda.stream(side):
-                x, y = self._last = self.batch()
-                loss = self._update(x, y)
-                self.loss_sum += loss
-            cur.wait_stream(side)
-        self.loss_n += 1
-        self.step_count += 1
-        self.tokens += self.batch_size * self.task.input_len
+            return self.static_loss
+        # warm-up (on a side stream, as capture wants), or eager after a failed capture
+        cur, side = torch.cuda.current_stream(self.device), _side_stream(self.device)
+        side.wait_stream(cur)
+        with torch.cuda.stream(side):
+            x, y = self._last = self.batch()
+            loss = self._update(x, y)
+        cur.wait_stream(side)
         return loss
 
     def _capture(self) -> None:
@@ -207,7 +206,6 @@ class TaskRun:
         try:
             with torch.cuda.graph(g, pool=self.graph_pool, stream=_side_stream(self.device)):
                 self.static_loss = self._update(self.static_x, self.static_y)
-                self.loss_sum += self.static_loss
         except Exception as exc:  # noqa: BLE001 - any capture failure: train eagerly instead
             torch.cuda.set_stream(cur)  # a failed capture can leave the capture stream current
             torch.cuda.synchronize(self.device)
@@ -222,18 +220,11 @@ class TaskRun:
         """Mean training loss since the last call (one host read). A run that has finished its
         steps while longer runs go on has no new losses: it keeps reporting its last mean
         (reporting nan there made every multi-budget preset look diverged)."""
-        if self.cuda_graph:
-            if not self.loss_n:
-                return self.last_loss
-            v = self.loss_sum.item() / self.loss_n
-            self.loss_sum.zero_()
-            self.loss_n = 0
-            self.last_loss = v
-            return v
-        if not self.losses:
+        if not self.loss_n:
             return self.last_loss
-        v = torch.stack(self.losses).mean().item()
-        self.losses.clear()
+        v = self.loss_sum.item() / self.loss_n
+        self.loss_sum.zero_()
+        self.loss_n = 0
         self.last_loss = v
         return v
 
