@@ -15,14 +15,18 @@ What is measured:
   (it adds a per-instance scan of installed components, seconds on a busy machine);
 - browser (headless Chromium via Playwright, if /usr/bin/chromium exists; `--no-browser` skips
   it): the app served by `hybrid-nas dashboard`, one page load to warm the server's cache, then
-  a fresh page load of `?study=NAME` timed until every Plotly chart has drawn its data and the
+  fresh page loads of `?study=NAME` timed until every Plotly chart has drawn its data and the
   app is idle (median of 3), split into the shell (Streamlit's frontend loaded and connected,
   the sidebar drawn: the same for any app) and what the study's charts add after it. On a
   machine whose cores are shared with other work, the shell dominates and says little;
+- the same for the page with its any-two chart drawn (`&x=&y=`: above 5,000 trials the page
+  draws it on request), so the JSON also says what that third chart costs;
 - the browser floor: the same loads of a Streamlit app with nothing but a sidebar title and one
   3-point Plotly chart (`FLOOR_APP`, served with the dashboard's own Streamlit flags), so the
   JSON says how much of the page's time is the study's and how much any Streamlit page with a
-  Plotly chart takes in this browser.
+  Plotly chart takes in this browser;
+- `--rounds R` repeats the three, one after the other in each round, so that a machine's slow and
+  fast moments fall on each alike (a GPU machine's speed changes from minute to minute).
 Target (issue 7): under 2 s for the Pareto page after the cache is warm. Results: JSON in
 benchmarks/results/dashboard-<device>.json.
 """
@@ -267,11 +271,8 @@ def _page_loads(link: str, n_charts: int, reps: int, browser: dict) -> dict:
     return out
 
 
-def browser_timings(url: str, n_charts: int, reps: int, browser: dict) -> dict:
-    def command(port: int) -> list[str]:
-        return [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port", str(port)]
-    with _served(command) as port:
-        return _page_loads(f"http://127.0.0.1:{port}/?study={STUDY}&live=0", n_charts, reps, browser)
+def _dashboard_command(url: str) -> Callable[[int], list[str]]:
+    return lambda port: [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port", str(port)]
 
 
 def served_app(app: str | Path) -> Callable[[int], list[str]]:
@@ -281,12 +282,62 @@ def served_app(app: str | Path) -> Callable[[int], list[str]]:
     return lambda port: streamlit_command(port, "127.0.0.1", app=str(app))
 
 
-def floor_timings(reps: int, browser: dict) -> dict:
-    with tempfile.TemporaryDirectory() as d:
-        app = Path(d) / "floor.py"
-        app.write_text(FLOOR_APP)
-        with _served(served_app(app)) as port:
-            return _page_loads(f"http://127.0.0.1:{port}/", 1, reps, browser)
+def _summary(loads: list[float]) -> dict:
+    return {"warm_load_median_s": round(statistics.median(loads), 3), "warm_loads_s": loads,
+            "loads": len(loads), "under_target": sum(x < TARGET_S for x in loads),
+            "min_s": min(loads), "max_s": max(loads)}
+
+
+def browser_rounds(url: str, pages: dict[str, tuple[str, int]], rounds: int, reps: int, browser: dict) -> dict:
+    """`rounds` rounds; in each, every page of `pages` (name -> (query after `?study=`, charts it
+    draws)) and the floor app are loaded `reps` times warm, one after the other, so that a
+    machine's slow and fast moments fall on all of them alike. Both servers run throughout."""
+    out: dict = {"rounds": []}
+    with tempfile.TemporaryDirectory() as d, _served(_dashboard_command(url)) as port:
+        floor_app = Path(d) / "floor.py"
+        floor_app.write_text(FLOOR_APP)
+        with _served(served_app(floor_app)) as floor_port:
+            for r in range(rounds):
+                row = {}
+                for name, (query, n_charts) in pages.items():
+                    row[name] = _page_loads(f"http://127.0.0.1:{port}/?study={STUDY}&live=0{query}", n_charts,
+                                            reps, browser)
+                row["floor"] = _page_loads(f"http://127.0.0.1:{floor_port}/", 1, reps, browser)
+                print(f"round {r + 1}: " + ", ".join(f"{k} {v['warm_load_median_s']:.3f} s" for k, v in row.items()),
+                      flush=True)
+                out["rounds"].append(row)
+    for name in [*pages, "floor"]:
+        rows = [row[name] for row in out["rounds"]]
+        out[name] = {**_summary([x for row in rows for x in row["warm_loads_s"]]),
+                     "round_medians_s": [row["warm_load_median_s"] for row in rows],
+                     "charts_after_shell_median_s": round(statistics.median(
+                         row["charts_after_shell_median_s"] for row in rows), 3),
+                     "first_loads_s": [row["first_load_s"] for row in rows]}
+    out["webgl_renderer"] = out["rounds"][0]["floor"]["webgl_renderer"]
+    return out
+
+
+def pareto_pages(url: str) -> dict[str, tuple[str, int]]:
+    """The Pareto page as a link opens it, and with its any-two chart drawn (`&x=&y=` on the
+    default axes; on a study above `BIG` trials the page asks before drawing it), with the
+    number of Plotly charts each draws (AppTest, the real script)."""
+    from streamlit.testing.v1 import AppTest
+    os.environ["HYBRID_NAS_STORAGE"] = url
+
+    def run(extra: dict) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=600)
+        at.query_params["study"], at.query_params["live"] = STUDY, "0"
+        for k, v in extra.items():
+            at.query_params[k] = v
+        at.run()
+        assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+        return at
+
+    at = run({})
+    x, y = at.session_state["x_axis"], at.session_state["y_axis"]
+    every = run({"x": x, "y": y})
+    return {"pareto": ("", len(at.get("plotly_chart"))),
+            "pareto_every_chart": (f"&x={x}&y={y}", len(every.get("plotly_chart")))}
 
 
 def main() -> None:
@@ -302,6 +353,8 @@ def main() -> None:
     ap.add_argument("--chromium", default=CHROMIUM, help=f"the browser executable (default {CHROMIUM})")
     ap.add_argument("--browser-args", default=" ".join(CHROMIUM_ARGS),
                     help="Chromium's flags, one string (default: software rendering, --disable-gpu)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds of browser loads (each: the page, the page with every chart, the floor)")
     ap.add_argument("--device", help="the name in the results file (default cpu_<cores>_cores)")
     ap.add_argument("--webgl-only", action="store_true", help="print the browser's WebGL renderer and stop")
     ap.add_argument("--out", help="the results file (default benchmarks/results/dashboard-<device>.json)")
@@ -333,25 +386,23 @@ def main() -> None:
     print(f"  seeded in {res['seed_s']} s" if res["seed_s"] is not None else "  reused", flush=True)
     print("AppTest runs ...", flush=True)
     if args.browser_only:
-        from streamlit.testing.v1 import AppTest
-        os.environ["HYBRID_NAS_STORAGE"] = url
-        at = AppTest.from_file(APP, default_timeout=600)
-        at.query_params["study"], at.query_params["live"] = STUDY, "0"
-        at.run()
-        res["apptest"] = {"pareto": {"plotly_charts": len(at.get("plotly_chart")),
-                                     "warm_median_s": float("nan")}}
+        res["apptest"] = {"pareto": {"warm_median_s": float("nan")}}
     else:
         res["apptest"] = apptest_timings(url, reps)
     print(json.dumps(res["apptest"], indent=1), flush=True)
     if not args.no_browser and os.path.exists(args.chromium):
         res["browser_setup"] = {"driver": args.driver, "executable": args.chromium, "args": browser["args"]}
-        print("browser loads ...", flush=True)
-        res["browser"] = browser_timings(url, res["apptest"]["pareto"]["plotly_charts"], 2 if args.quick else 3,
-                                         browser)
-        print(json.dumps(res["browser"], indent=1), flush=True)
-        print("browser loads of the floor app (one 3-point chart) ...", flush=True)
-        res["browser_floor"] = floor_timings(2 if args.quick else 3, browser)
-        print(json.dumps(res["browser_floor"], indent=1), flush=True)
+        pages = pareto_pages(url)
+        res["browser_pages"] = {k: {"query": q, "plotly_charts": n} for k, (q, n) in pages.items()}
+        print(f"browser loads: {args.rounds} round(s) of {pages} and the floor app (one 3-point chart) ...",
+              flush=True)
+        b = browser_rounds(url, pages, args.rounds, 2 if args.quick else 3, browser)
+        res["browser_rounds"] = b.pop("rounds")
+        res["webgl_renderer"] = b.pop("webgl_renderer")
+        res["browser"], res["browser_every_chart"], res["browser_floor"] = \
+            b["pareto"], b["pareto_every_chart"], b["floor"]
+        for k in ("browser", "browser_every_chart", "browser_floor"):
+            print(k, json.dumps(res[k]), flush=True)
         res["browser_over_floor_s"] = round(res["browser"]["warm_load_median_s"]
                                             - res["browser_floor"]["warm_load_median_s"], 3)
     pareto_s = res["apptest"]["pareto"]["warm_median_s"]

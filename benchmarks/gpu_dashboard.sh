@@ -112,10 +112,13 @@ setup() {  # unpack the staged browser and find its GPU flags; /tmp/chromium/env
 }
 
 bench() {  # the full benchmark (seeding, the server's timings, the browser's) with WebGL on the GPU
+  # ROUNDS rounds of browser loads (the page, the page with every chart, the floor): the machine's
+  # speed changes from minute to minute, so one round says little
   . /tmp/chromium/env.sh
   cd "$root" || return 1
-  timeout 400 python3 benchmarks/dashboard.py --db /tmp/d10k.db --driver cdp --chromium "$EXE" \
-    --browser-args "$BASE_ARGS $GPU_ARGS" --device nvidia-h200-host --out "$OUT/dashboard-gpu.json"
+  timeout 540 python3 benchmarks/dashboard.py --db /tmp/d10k.db --driver cdp --chromium "$EXE" \
+    --browser-args "$BASE_ARGS $GPU_ARGS" --device nvidia-h200-host --rounds "${ROUNDS:-7}" \
+    --out "$OUT/dashboard-gpu.json"
 }
 
 case "$cmd" in

@@ -43,7 +43,9 @@ UNREACHABLE = ("unreachable",)
 
 
 def deep_link(names: list[str]) -> None:
-    """Apply `?study=&view=&trial=&live=0` once per session (later runs keep what the user picked)."""
+    """Apply `?study=&view=&trial=&live=0&x=&y=` once per session (later runs keep what the user
+    picked). The Pareto page applies `x`/`y` (the any-two chart's axes) once it knows the study's
+    columns."""
     if st.session_state.get("_deep_link_done"):
         return
     st.session_state["_deep_link_done"] = True
@@ -66,6 +68,8 @@ def deep_link(names: list[str]) -> None:
             st.session_state.setdefault("view", "trial")
         except ValueError:
             st.session_state["_link_warning"] = f"The link's trial {t!r} is not a trial number."
+    if qp.get("x") or qp.get("y"):
+        st.session_state["_link_axes"] = (qp.get("x") or None, qp.get("y") or None)
 
 
 def write_query_params(study: str, view: str) -> None:
@@ -74,6 +78,8 @@ def write_query_params(study: str, view: str) -> None:
         want["view"] = view
     if view == "trial" and st.session_state.get(trial.KEY) is not None:
         want["trial"] = str(st.session_state[trial.KEY])
+    if view == "pareto" and st.session_state.get("_xy_link"):
+        want["x"], want["y"] = st.session_state["_xy_link"]
     if not st.session_state.get("live", True):
         want["live"] = "0"
     if dict(st.query_params) != want:
@@ -217,7 +223,8 @@ def main() -> None:
         if st.session_state.get("_last_study") is not None:
             selection.put([])
             st.session_state.pop(trial.KEY, None)
-            st.session_state.pop("show_3d", None)  # its default depends on the study
+            for k in ("show_3d", "show_xy"):  # their defaults depend on the study's size
+                st.session_state.pop(k, None)
         st.session_state["_last_study"] = study
 
     rev = queries.revision(url, study)

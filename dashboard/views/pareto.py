@@ -2,7 +2,11 @@
 metrics on chosen axes, a 3-objective view, and the Pareto set as a table.
 
 Every 2-D chart is a selection source (click, box, lasso); the chart's key carries its axes so
-that changing an axis starts that chart with an empty selection instead of stale indices."""
+that changing an axis starts that chart with an empty selection instead of stale indices.
+
+Above `BIG` trials the page draws the two quality charts and asks before drawing more: each
+further WebGL chart of 10,000 points costs a browser a third of the page's drawing
+(docs/dashboard.md). Picking an axis, the toggle, or a link with `&x=&y=` draws the any-two chart."""
 from __future__ import annotations
 
 import streamlit as st
@@ -37,11 +41,32 @@ def scatter(ctx: Ctx, x: str, y: str, title: str, key: str) -> None:
                                                                                   x, y, title)))
 
 
-def _axis_select(label: str, options: list[str], default: str | None, key: str) -> str:
+def _axis_select(label: str, options: list[str], default: str | None, key: str, on_change=None) -> str:
     if key in st.session_state and st.session_state[key] not in options:
         del st.session_state[key]  # a column of another study
-    idx = options.index(default) if default in options else 0
-    return st.selectbox(label, options, index=idx, key=key, format_func=plots.axis_title)
+    if key not in st.session_state:  # (a default beside a value set in session state: Streamlit warns)
+        st.session_state[key] = default if default in options else options[0]
+    return st.selectbox(label, options, key=key, format_func=plots.axis_title, on_change=on_change)
+
+
+def _show_xy() -> None:
+    st.session_state["show_xy"] = True  # an axis picked: the user wants to see the chart
+
+
+def _linked_axes(cols: list[str]) -> None:
+    """Apply a link's `&x=&y=` (dashboard.app.deep_link keeps them until the study's columns are
+    known): those axes, drawn. An axis the study does not have is said in one line."""
+    link = st.session_state.pop("_link_axes", None)
+    if not link:
+        return
+    bad = [f"{k}={v!r}" for k, v in zip("xy", link) if v is not None and v not in cols]
+    if bad:
+        st.warning(f"The link's axis {', '.join(bad)} is not a metric of this study; "
+                   f"its metrics are {', '.join(cols)}.")
+    for key, v in zip(("x_axis", "y_axis"), link):
+        if v in cols:
+            st.session_state[key] = v
+    st.session_state["show_xy"] = True
 
 
 def _default_pair(cols: list[str], objs: list[str], shown: set) -> tuple[str, str]:
@@ -61,6 +86,7 @@ def _default_pair(cols: list[str], objs: list[str], shown: set) -> tuple[str, st
 
 def render(ctx: Ctx) -> None:
     df = ctx.df
+    st.session_state["_xy_link"] = None
     n_complete = int((df["status"] == "complete").sum())
     if n_complete == 0:
         by = df["status"].value_counts().to_dict()
@@ -90,12 +116,23 @@ def render(ctx: Ctx) -> None:
     st.subheader("Any two metrics")
     objs = [o.name for o in ctx.objectives if o.name in cols]
     dx, dy = _default_pair(cols, objs, shown={(thr, q), (mem, q)} if q else set())
-    a, b = st.columns(2)
+    st.session_state.setdefault("show_xy", len(df) <= BIG)
+    _linked_axes(cols)
+    a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
     with a:
-        x = _axis_select("x axis", cols, dx, "x_axis")
+        x = _axis_select("x axis", cols, dx, "x_axis", on_change=_show_xy)
     with b:
-        y = _axis_select("y axis", cols, dy, "y_axis")
-    scatter(ctx, x, y, f"{plots.axis_title(y)} vs {plots.axis_title(x)}", "pf_xy")
+        y = _axis_select("y axis", cols, dy, "y_axis", on_change=_show_xy)
+    with c:
+        st.toggle("draw", key="show_xy", help=f"on by default up to {BIG:,} trials; above that, picking an "
+                  "axis draws the chart (each 10,000-point chart takes the browser a while to set up)")
+    if st.session_state["show_xy"]:
+        scatter(ctx, x, y, f"{plots.axis_title(y)} vs {plots.axis_title(x)}", "pf_xy")
+        # the page's link names axes the user chose, and on a large study that the chart is drawn
+        st.session_state["_xy_link"] = (x, y) if (x, y) != (dx, dy) or len(df) > BIG else None
+    else:
+        st.session_state["_xy_link"] = None
+        st.caption(f"{len(df):,} trials: this chart is drawn on request (pick an axis or turn on *draw*).")
 
     if len(cols) >= 3:
         # on by default for 3-objective studies up to BIG trials: a 3-D WebGL scene of 10,000

@@ -158,6 +158,68 @@ def test_axis_selectors_change_the_chart(app, seeded):
     assert app.selectbox(key="z3").value == "peak_memory_mib"
 
 
+def _qp(at, k):
+    v = at.query_params.get(k)
+    return v[0] if isinstance(v, list) else v
+
+
+def test_large_study_draws_the_any_two_chart_on_request(app, monkeypatch):
+    # `demo` (40 trials) stands in for a large study: the threshold is lowered below it
+    from dashboard.views import pareto
+    monkeypatch.setattr(pareto, "BIG", 30)
+    app.run()
+    _no_problems(app)
+    titles = [f["layout"]["xaxis"]["title"]["text"] for f in _figures(app)]
+    assert titles == [plots.axis_title("decode_tokens_per_s"), plots.axis_title("peak_memory_mib")]
+    assert app.toggle(key="show_xy").value is False
+    assert any("drawn on request" in c.value for c in app.caption)
+    assert _qp(app, "x") is None
+    # the toggle draws it on the default axes, and the page's link says so
+    app.toggle(key="show_xy").set_value(True).run()
+    _no_problems(app)
+    figs = _figures(app)
+    assert len(figs) == 3 and figs[2]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
+    assert (_qp(app, "x"), _qp(app, "y")) == ("peak_memory_mib", "decode_tokens_per_s")
+    # turned off again, then picking an axis draws it by itself
+    app.toggle(key="show_xy").set_value(False).run()
+    assert len(_figures(app)) == 2 and _qp(app, "x") is None
+    app.selectbox(key="y_axis").set_value("params_total").run()
+    _no_problems(app)
+    figs = _figures(app)
+    assert len(figs) == 3 and figs[2]["layout"]["yaxis"]["title"]["text"] == plots.axis_title("params_total")
+    assert app.toggle(key="show_xy").value is True
+
+
+def test_link_with_axes_draws_them(app, monkeypatch):
+    from dashboard.views import pareto
+    monkeypatch.setattr(pareto, "BIG", 30)
+    app.query_params["study"] = "demo"
+    app.query_params["x"] = "params_total"
+    app.query_params["y"] = "task:mqar"
+    app.run()
+    _no_problems(app)
+    figs = _figures(app)
+    assert len(figs) == 3
+    assert figs[2]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("params_total")
+    assert figs[2]["layout"]["yaxis"]["title"]["text"] == plots.axis_title("task:mqar")
+    assert (_qp(app, "x"), _qp(app, "y")) == ("params_total", "task:mqar")
+    assert not app.warning
+
+
+def test_link_with_an_unknown_axis_says_so(app):
+    # a small study: the chart is drawn anyway; the known axis is taken, the unknown one named
+    app.query_params["study"] = "demo"
+    app.query_params["x"] = "params_total"
+    app.query_params["y"] = "no_such_metric"
+    app.run()
+    _no_problems(app)
+    assert len(app.warning) == 1 and "y='no_such_metric'" in app.warning[0].value
+    assert app.selectbox(key="x_axis").value == "params_total"
+    assert app.selectbox(key="y_axis").value == "decode_tokens_per_s"  # the default pair's y
+    # the chart's axes now differ from the default pair: the link carries them
+    assert (_qp(app, "x"), _qp(app, "y")) == ("params_total", "decode_tokens_per_s")
+
+
 def test_simulated_chart_selection_selects_trials_and_compares(app, seeded):
     app.run()
     key = "pf_thr:decode_tokens_per_s:quality"
