@@ -193,6 +193,7 @@ def main() -> None:
     ap.add_argument("--chromium", default=_bench.CHROMIUM)
     ap.add_argument("--browser-args", default=" ".join(_bench.CHROMIUM_ARGS))
     ap.add_argument("--device", default=f"cpu_{os.cpu_count()}_cores")
+    ap.add_argument("--every-chart", action="store_true", help="the Pareto page with its any-two chart drawn (&x=&y=)")
     ap.add_argument("--out", help="the summary JSON (default: stdout only)")
     ap.add_argument("--raw", help="also write the whole trace here (Chrome's JSON trace format)")
     args = ap.parse_args()
@@ -214,7 +215,9 @@ def main() -> None:
             else:
                 def cmd(port: int) -> list[str]:
                     return [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url, "--port", str(port)]
-                query, n = f"?study={_bench.STUDY}&live=0", 3
+                # the page as a link opens it (above 5,000 trials: two charts), or with every chart
+                q, n = _bench.pareto_pages(url)["pareto_every_chart" if args.every_chart else "pareto"]
+                query = f"?study={_bench.STUDY}&live=0{q}"
         with _bench._served(cmd) as port:
             res = traced_load(f"http://127.0.0.1:{port}/{query}", f"({_bench.READY_JS})({n})", *browser, raw=args.raw)
     res = {"device": args.device, "app": args.app, **({"variant": args.variant} if args.app == "figures" else {}),

@@ -98,13 +98,30 @@ def _download(url: str, study: str, rev: int, numbers: tuple[int, ...], objectiv
     return (export_download(items, label=label, store_url=url) if items else None), problems
 
 
+def _typed_selection(present: frozenset[int]) -> None:
+    """The box's on_change: what was typed becomes trial numbers before the page reruns (a
+    widget's value may be rewritten only in its callback); what is not a trial is said once."""
+    nums, bad = selection.parse_entries(st.session_state.get(selection.KEY, []))
+    missing = [n for n in nums if n not in present]
+    st.session_state[selection.KEY] = [n for n in nums if n in present]
+    if bad or missing:
+        what = [repr(b) for b in bad] + [str(n) for n in missing[:5]] + (["..."] if len(missing) > 5 else [])
+        st.session_state["_selection_warning"] = f"Not a trial of this study: {', '.join(what)}."
+
+
 def selection_panel(ctx: Ctx) -> None:
     numbers = ctx.df["number"].astype(int).tolist()
-    present = set(numbers)
+    present = frozenset(numbers)
     st.session_state[selection.KEY] = [n for n in selection.get() if n in present]
     st.markdown("**selected trials**")
+    if len(numbers) > selection.BOX_LISTS_ALL:
+        front = ctx.df.loc[ctx.df["category"] == "Pareto", "number"].astype(int)
+        numbers = sorted(set(front) | set(selection.get()))
     st.multiselect("selected trials", numbers, key=selection.KEY, label_visibility="collapsed",
-                   placeholder="click or lasso points, or pick table rows")
+                   placeholder="click or lasso points, pick table rows, or type trial numbers",
+                   accept_new_options=True, on_change=_typed_selection, args=(present,))
+    if st.session_state.get("_selection_warning"):
+        st.caption(st.session_state.pop("_selection_warning"))
     sel = selection.get()
     objs = tuple(o.name for o in ctx.objectives)
     if sel:

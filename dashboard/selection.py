@@ -18,10 +18,37 @@ from typing import Any
 import streamlit as st
 
 KEY = "selected"
+# Up to this many trials the sidebar's box lists every trial; above it, the Pareto set and the
+# selection (any other trial is typed: its number, "12, 40" or "40-45"). A browser's multiselect
+# of 10,000 options cost about 0.4 s of every page load on the 2-core machine (docs/dashboard.md).
+BOX_LISTS_ALL = 1000
 
 
 def get() -> list[int]:
-    return [int(n) for n in st.session_state.get(KEY, [])]
+    return parse_entries(st.session_state.get(KEY, []))[0]
+
+
+def parse_entries(values) -> tuple[list[int], list[str]]:
+    """The sidebar box's value as trial numbers: its options are numbers, and what a user types
+    there arrives as text ("12", "12, 40", "40-45"). Returns the numbers (sorted, unique) and the
+    entries that are not numbers or ranges of them."""
+    nums: set[int] = set()
+    bad: list[str] = []
+    for v in values:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            nums.add(int(v))
+            continue
+        for part in str(v).replace(",", " ").split():
+            lo, sep, hi = part.partition("-")
+            if lo.isdigit() and (not sep or hi.isdigit()):
+                a, b = int(lo), int(hi) if sep else int(lo)
+                if b - a > 10_000:
+                    bad.append(part)  # a typo like 1-100000 would select a whole study
+                else:
+                    nums.update(range(a, b + 1))
+            else:
+                bad.append(part)
+    return sorted(nums), bad
 
 
 def put(numbers) -> None:

@@ -287,6 +287,35 @@ def test_study_selection_resets_selection_and_updates_link(app):
     assert {m.label: m.value for m in app.metric}["trials"] == "12"
 
 
+def test_selection_box_of_a_large_study_lists_the_front_and_takes_typed_numbers(app, seeded, monkeypatch):
+    # `demo` (42 trials) stands in for a study above the box's listing limit
+    from dashboard import selection
+    monkeypatch.setattr(selection, "BOX_LISTS_ALL", 10)
+    app.run()
+    _no_problems(app)
+    box = app.sidebar.multiselect(key="selected")
+    front = sorted(_frame(seeded, "demo").query("category == 'Pareto'")["number"].astype(int))
+    assert sorted(int(o) for o in box.options) == front
+    # typed entries: a number, a list and a range; they become trial numbers
+    box.set_value(["3", "5, 8-9"]).run()
+    _no_problems(app)
+    assert app.sidebar.multiselect(key="selected").value == [3, 5, 8, 9]
+    assert "download selected (4) YAML" in [b.label for b in app.sidebar.get("download_button")]
+    # the selection stays listed beside the front
+    assert {"3", "5", "8", "9"} <= set(app.sidebar.multiselect(key="selected").options)
+    # what is not a trial of the study is said in one line, and the rest is kept
+    app.sidebar.multiselect(key="selected").set_value([3, "nine", "500"]).run()
+    _no_problems(app)
+    assert app.sidebar.multiselect(key="selected").value == [3]
+    assert any(c.value == "Not a trial of this study: 'nine', 500." for c in app.sidebar.caption)
+
+
+def test_parse_typed_selection():
+    from dashboard.selection import parse_entries
+    assert parse_entries([4, "12", "40-42, 7", " 9 "]) == ([4, 7, 9, 12, 40, 41, 42], [])
+    assert parse_entries(["x1", "3-", "-2", "1-200000"]) == ([], ["x1", "3-", "-2", "1-200000"])
+
+
 def test_trials_table_filters(app, seeded):
     app.run()
     app.sidebar.radio(key="view").set_value("trials").run()
