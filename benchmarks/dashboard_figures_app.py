@@ -62,5 +62,4 @@ if v == "new-tables":  # as the Pareto page shows them
         for p in prims:
             counts[p] = counts.get(p, 0) + 1
     with m:
-        st.dataframe(plots.primitive_mix_frame(counts, len(pareto)), hide_index=True, width="stretch",
-                     column_config={"share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0)})
+        st.markdown(plots.primitive_mix_markdown(plots.primitive_mix_frame(counts, len(pareto))))

@@ -156,7 +156,7 @@ def render(ctx: Ctx) -> None:
     if len(pareto):
         show = ["number", "pattern"] + [o.name for o in ctx.objectives if o.name in df] + \
                [c for c in ("params_total", "cache_mib_2k", "fidelity") if c in df]
-        table, mix = st.columns([3, 1])
+        table, mix = st.columns([5, 2])
         with table:
             st.dataframe(pareto[show].rename(columns={"number": "trial"}), hide_index=True, width="stretch",
                          column_config={"params_total": st.column_config.NumberColumn("params", format="compact")})
@@ -166,11 +166,9 @@ def render(ctx: Ctx) -> None:
                 counts[p] = counts.get(p, 0) + 1
         if counts:
             with mix:
-                # a table with bars rather than a fourth Plotly chart: every Plotly chart costs the
-                # browser a second or more to set up on a machine without a GPU (docs/dashboard.md)
-                st.dataframe(plots.primitive_mix_frame(counts, len(pareto)), hide_index=True, width="stretch",
-                             column_config={"share": st.column_config.ProgressColumn(
-                                 "share of the set", min_value=0.0, max_value=1.0, format="percent")})
+                # text bars, neither a Plotly chart nor a second data grid: each costs the browser
+                # time on every load of the page (docs/dashboard.md)
+                st.markdown(plots.primitive_mix_markdown(plots.primitive_mix_frame(counts, len(pareto))))
     else:
         st.info("No complete, feasible trial with every objective value yet.")
 

@@ -127,14 +127,18 @@ def test_pareto_page_matches_the_store(app, seeded):
     assert app.selectbox(key="y_axis").value == "decode_tokens_per_s"
     assert figs[2]["layout"]["xaxis"]["title"]["text"] == plots.axis_title("peak_memory_mib")
     # the primitive mix of the Pareto set, as a table beside it
-    mix = next(d.value for d in app.dataframe if "primitive" in d.value.columns)
+    mix = next(m.value for m in app.markdown if m.value.startswith("| primitive | trials |"))
     want: dict[str, int] = {}
     store = Store(seeded)
     for n in front["number"]:  # from each Pareto trial's stored architecture
         for p in Architecture.from_yaml(store.trial_yaml("demo", int(n))).primitives():
             want[p] = want.get(p, 0) + 1
-    assert dict(zip(mix["primitive"], mix["trials"])) == want
-    assert np.allclose(mix["share"], mix["trials"] / len(front))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in mix.splitlines()[2:]]
+    assert {r[0]: int(r[1]) for r in rows} == want
+    for name, n, share in rows:  # the share in words and as an 8-character bar
+        pct, bar = share.split("&nbsp;")
+        assert pct == f"{want[name] / len(front):.0%}"
+        assert bar.count("▰") == round(8 * want[name] / len(front)) and len(bar) == 8 and set(bar) <= {"▰", "▱"}
     # the Pareto set downloads from the sidebar
     labels = [b.label for b in app.sidebar.get("download_button")]
     assert f"download Pareto set ({len(front)}) YAML" in labels
