@@ -15,7 +15,6 @@ benchmarks/results/dashboard_figures-<device>.json."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -31,9 +30,7 @@ sys.path.insert(0, str(ROOT))  # the project's `dashboard` package, not benchmar
 from cdp import Browser  # noqa: E402
 
 # benchmarks/dashboard.py under another name (its server, page-ready JavaScript and seeding)
-_spec = importlib.util.spec_from_file_location("dashboard_bench", ROOT / "benchmarks" / "dashboard.py")
-_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_bench)
+from dashboard_bench import bench as _bench  # noqa: E402
 
 APP = ROOT / "benchmarks" / "dashboard_figures_app.py"
 VARIANTS = ["old", "new", "new-tables", "svg"]

@@ -15,7 +15,6 @@ Results: JSON in benchmarks/results/dashboard_revisions-<device>.json (or --out)
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -31,9 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "benchmarks"))
 
-_spec = importlib.util.spec_from_file_location("dashboard_bench", ROOT / "benchmarks" / "dashboard.py")
-_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_bench)
+from dashboard_bench import bench as _bench  # noqa: E402
 
 COUNT_CHARTS = """
 from streamlit.testing.v1 import AppTest

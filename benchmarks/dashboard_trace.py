@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import json
 import os
 import shlex
@@ -31,9 +30,7 @@ sys.path.append(str(ROOT / "benchmarks"))
 
 from cdp import Browser  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("dashboard_bench", ROOT / "benchmarks" / "dashboard.py")
-_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_bench)
+from dashboard_bench import bench as _bench  # noqa: E402
 
 CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute", "v8", "blink.user_timing",
               "loading", "gpu", "cc"]
