@@ -168,11 +168,19 @@ def test_driver_optuna_calls_ride_out_restarts(private_pg):
             import traceback
             errors.append(f"{type(e).__name__}: {e} (cause: {e.__cause__!r})\n{traceback.format_exc()[-1500:]}")
 
+    def wait_for(n: int, within: float) -> None:
+        deadline = time.monotonic() + within
+        while len(told) < n and not errors and th.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     th = threading.Thread(target=driver, daemon=True)
     th.start()
-    time.sleep(1.0)
+    # the outages must meet calls: wait until the driver is in its loop, not a fixed second (its
+    # first ask/tell can take seconds on a loaded 2-core machine, and once missed both outages:
+    # nothing was injected), and let it go on after them
+    wait_for(3, 120)
     down = [private_pg.outage(2.0, "fast"), private_pg.outage(2.0, "immediate")]
-    time.sleep(1.0)
+    wait_for(len(told) + 3, 120)
     stop.set()
     th.join(150)
     assert not errors, "\n".join(errors)
