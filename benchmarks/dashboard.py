@@ -144,11 +144,11 @@ st.plotly_chart(go.Figure(data=[go.Scatter(x=[1, 2, 3], y=[3, 1, 2], mode="marke
 
 
 @contextlib.contextmanager
-def _served(command: Callable[[int], list[str]]):
-    """Start a Streamlit server (`command(port)` is its command line), wait until healthy, yield
-    its port."""
+def _served(command: Callable[[int], list[str]], cwd: Path = ROOT):
+    """Start a Streamlit server (`command(port)` is its command line, run in `cwd`: the checkout
+    whose modules it serves), wait until healthy, yield its port."""
     port = _free_port()
-    proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
     try:
         deadline = time.time() + 180
         while True:

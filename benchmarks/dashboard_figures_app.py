@@ -57,9 +57,5 @@ if v == "new-tables":  # as the Pareto page shows them
     with t:
         st.dataframe(pareto[["number", "pattern", "quality", "train_tokens_per_s", "peak_memory_mib", "params_total"]],
                      hide_index=True, width="stretch")
-    counts: dict[str, int] = {}
-    for prims in pareto["primitives"]:
-        for p in prims:
-            counts[p] = counts.get(p, 0) + 1
     with m:
-        st.markdown(plots.primitive_mix_markdown(plots.primitive_mix_frame(counts, len(pareto))))
+        st.markdown(plots.primitive_mix_markdown(pareto["primitives"]))

@@ -42,13 +42,10 @@ print(len(at.get("plotly_chart")))
 """
 
 
-def _env(root: Path, url: str) -> dict:
-    return dict(os.environ, PYTHONPATH=str(root), HYBRID_NAS_STORAGE=url)
-
-
 def charts_of(root: Path, url: str) -> int:
     out = subprocess.run([sys.executable, "-c", COUNT_CHARTS.format(study=_bench.STUDY)], cwd=root,
-                         env=_env(root, url), capture_output=True, text=True, timeout=900)
+                         env=dict(os.environ, PYTHONPATH=str(root), HYBRID_NAS_STORAGE=url),
+                         capture_output=True, text=True, timeout=900)
     if out.returncode:
         raise SystemExit(f"AppTest of {root} failed: {out.stderr[-1500:]}")
     return int(out.stdout.split()[-1])
@@ -90,13 +87,8 @@ def main() -> None:
             for r in range(args.rounds):
                 row = {}
                 for rev, root in roots.items():
-                    os.environ["PYTHONPATH"] = str(root)
-                    _bench.ROOT = root  # _served starts the server in the revision's worktree
-
-                    def command(port: int) -> list[str]:
-                        return [sys.executable, "-m", "orchestrator.cli", "dashboard", "--storage", url,
-                                "--port", str(port)]
-                    with _bench._served(command) as port:
+                    os.environ["PYTHONPATH"] = str(root)  # the server and Streamlit's child: its modules
+                    with _bench._served(_bench._dashboard_command(url), cwd=root) as port:
                         out = _bench._page_loads(f"http://127.0.0.1:{port}/?study={_bench.STUDY}&live=0",
                                                  res["revisions"][rev]["plotly_charts"], args.reps, browser)
                     row[rev] = out["warm_loads_s"]

@@ -24,6 +24,7 @@ Design choices:
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import math
 import re
@@ -437,23 +438,20 @@ def task_scores_figure(scores_by_trial: dict[int, dict[str, float]], height: int
                                legend=dict(orientation="h")))
 
 
-def primitive_mix_frame(counts: dict[str, int], n_trials: int) -> pd.DataFrame:
-    """How often each primitive appears among `n_trials` trials (e.g. the Pareto set): trials
-    containing it and their share, most frequent first."""
-    names = sorted(counts, key=lambda k: (-counts[k], k))
-    return pd.DataFrame({"primitive": names, "trials": [counts[n] for n in names],
-                         "share": [counts[n] / n_trials if n_trials else 0.0 for n in names]})
-
-
-def primitive_mix_markdown(mix: pd.DataFrame, bar: int = 8) -> str:
-    """`primitive_mix_frame` as a Markdown table with a text bar per share. The page shows it so
-    rather than as a second data grid: a second grid cost about 0.2 s of every Pareto page load in
-    the browser (docs/dashboard.md), and eight rows need no sorting or scrolling."""
+def primitive_mix_markdown(primitive_sets, bar: int = 8) -> str:
+    """How many of the given trials (e.g. the Pareto set; each a set of primitive names) contain
+    each primitive, most frequent first, with their share, as a Markdown table with a text bar per
+    share ("" when no trial names a primitive). The page shows it so rather than as a second data
+    grid: a second grid cost about 0.2 s of every Pareto page load in the browser
+    (docs/dashboard.md), and eight rows need no sorting or scrolling."""
+    sets = list(primitive_sets)
+    counts = collections.Counter(p for s in sets for p in s)
     rows = ["| primitive | trials | share |", "|:--|--:|:--|"]
-    for name, n, share in mix[["primitive", "trials", "share"]].itertuples(index=False):
+    for name in sorted(counts, key=lambda k: (-counts[k], k)):
+        share = counts[name] / len(sets)
         full = int(round(share * bar))
-        rows.append(f"| {name} | {n} | {share:.0%}&nbsp;{'▰' * full}{'▱' * (bar - full)} |")
-    return "\n".join(rows)
+        rows.append(f"| {name} | {counts[name]} | {share:.0%}&nbsp;{'▰' * full}{'▱' * (bar - full)} |")
+    return "\n".join(rows) if counts else ""
 
 
 def fmt_value(v) -> str:

@@ -126,8 +126,6 @@ class TaskRun:
             # update inside the graph (a float would be frozen into the graph at capture)
             self.lr_t = torch.tensor(self.lr * self.schedule(0), device=self.device)
             self.opt = torch.optim.AdamW(groups, lr=self.lr_t, betas=self.betas, fused=True, capturable=True)
-            for g in self.opt.param_groups:
-                g["lr"] = self.lr_t
             self.graph = None            # the CUDAGraph once captured; False: capture failed, eager
             self.graph_error: str | None = None
         else:
@@ -167,38 +165,38 @@ class TaskRun:
 
     def step(self) -> torch.Tensor:
         lr = self.lr * self.schedule(self.step_count)
+        x, y = self.batch()
         if self.cuda_graph:
-            self.lr_t.fill_(lr)
-            loss = self._graph_step()
+            self.lr_t.fill_(lr)  # the lr tensor is the optimiser's (AdamW keeps a tensor lr as given)
+            loss = self._graph_step(x, y)
         else:
             for g in self.opt.param_groups:
                 g["lr"] = lr
-            loss = self._update(*self.batch())
+            loss = self._update(x, y)
         self.loss_n += 1
         self.step_count += 1
-        self.tokens += self.batch_size * self.task.input_len
+        self.tokens += x.numel()
         return loss
 
-    def _graph_step(self) -> torch.Tensor:
+    def _graph_step(self, x, y) -> torch.Tensor:
         if self.graph is None and self.step_count >= GRAPH_WARMUP:
-            self._capture()
+            self._capture(x, y)
         if self.graph:
-            x, y = self.batch()
             self.static_x.copy_(x)
             self.static_y.copy_(y)
             self.graph.replay()
             return self.static_loss
-        # warm-up (on a side stream, as capture wants), or eager after a failed capture
+        # warm-up (on a side stream, as capture wants), or eager after a failed capture; the batch
+        # was made on the current stream, which the side stream waits for
         cur, side = torch.cuda.current_stream(self.device), _side_stream(self.device)
         side.wait_stream(cur)
         with torch.cuda.stream(side):
-            x, y = self._last = self.batch()
             loss = self._update(x, y)
         cur.wait_stream(side)
         return loss
 
-    def _capture(self) -> None:
-        x, y = self._last  # the last warm-up batch: the input buffers' shapes and dtypes
+    def _capture(self, x, y) -> None:
+        # input buffers shaped like the batch; capture records the step without running it
         self.static_x, self.static_y = torch.empty_like(x), torch.empty_like(y)
         self.opt.zero_grad(set_to_none=True)  # gradients are allocated by the graph, in its pool
         g = torch.cuda.CUDAGraph()

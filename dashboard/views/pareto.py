@@ -161,15 +161,12 @@ def render(ctx: Ctx) -> None:
         with table:
             st.dataframe(pareto[show].rename(columns={"number": "trial"}), hide_index=True, width="stretch",
                          column_config={"params_total": st.column_config.NumberColumn("params", format="compact")})
-        counts: dict[str, int] = {}
-        for prims in pareto["primitives"]:
-            for p in prims:
-                counts[p] = counts.get(p, 0) + 1
-        if counts:
+        # text bars, neither a Plotly chart nor a second data grid: each costs the browser time on
+        # every load of the page (docs/dashboard.md)
+        mix_table = plots.primitive_mix_markdown(pareto["primitives"])
+        if mix_table:
             with mix:
-                # text bars, neither a Plotly chart nor a second data grid: each costs the browser
-                # time on every load of the page (docs/dashboard.md)
-                st.markdown(plots.primitive_mix_markdown(plots.primitive_mix_frame(counts, len(pareto))))
+                st.markdown(mix_table)
     else:
         st.info("No complete, feasible trial with every objective value yet.")
 
